@@ -1,0 +1,243 @@
+//! Agent settings that the collector can manage centrally.
+//!
+//! The agent config file has an `[agent]` section that only the local file
+//! may set (state dir, collector address override) and the sections below,
+//! which a group's central settings on the collector may override key by key.
+//! The same TOML keys serve both, so a maintainer edits one vocabulary.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Documented defaults of every centrally manageable key, as written by
+/// `canhgac-agent config default`. A test checks it equals [`AgentSettings::default`].
+pub const DEFAULT_SETTINGS_TOML: &str = r#"# Settings below may also be set per group on the collector
+# (`canhgac-collector settings set --group NAME FILE`); the collector's values
+# override this file key by key.
+
+[spool]
+# Largest size of the on-disk event spool. When it is full, the oldest events
+# are dropped and counted; the count is reported to the collector.
+max_bytes = 268435456
+
+[shipper]
+# Most events sent in one batch.
+batch_max_events = 500
+# Most bytes of event JSON sent in one batch.
+batch_max_bytes = 1048576
+# First wait before reconnecting after a failure; doubles up to backoff_max,
+# with random jitter.
+backoff_initial = "1s"
+backoff_max = "1m"
+# Give up on one request after this long and retry.
+request_timeout = "30s"
+
+[heartbeat]
+# How often the agent reports host inventory and its own health.
+interval = "30s"
+
+[log]
+# Log level: error, warn, info, debug or trace (or a tracing filter).
+level = "info"
+"#;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    #[serde(default)]
+    pub spool: SpoolSettings,
+    #[serde(default)]
+    pub shipper: ShipperSettings,
+    #[serde(default)]
+    pub heartbeat: HeartbeatSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolSettings {
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolSettings {
+    fn default() -> Self {
+        SpoolSettings { max_bytes: 256 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipperSettings {
+    pub batch_max_events: usize,
+    pub batch_max_bytes: usize,
+    #[serde(with = "duration_str")]
+    pub backoff_initial: Duration,
+    #[serde(with = "duration_str")]
+    pub backoff_max: Duration,
+    #[serde(with = "duration_str")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ShipperSettings {
+    fn default() -> Self {
+        ShipperSettings {
+            batch_max_events: 500,
+            batch_max_bytes: 1024 * 1024,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeartbeatSettings {
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+}
+
+impl Default for HeartbeatSettings {
+    fn default() -> Self {
+        HeartbeatSettings { interval: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into() }
+    }
+}
+
+/// Why settings could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+impl AgentSettings {
+    /// Parses one TOML document of settings (no `[agent]` section allowed).
+    pub fn parse(origin: &str, text: &str) -> Result<toml::Table, SettingsError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Invalid {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        // Check the document on its own so errors name where they come from.
+        Self::from_table(origin, table.clone())?;
+        Ok(table)
+    }
+
+    /// Builds settings from a table, rejecting unknown keys and bad values.
+    pub fn from_table(origin: &str, table: toml::Table) -> Result<Self, SettingsError> {
+        let s: AgentSettings = table.try_into().map_err(|e: toml::de::Error| SettingsError::Invalid {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        s.check().map_err(|message| SettingsError::Invalid { origin: origin.to_string(), message })?;
+        Ok(s)
+    }
+
+    /// The local settings with the central ones laid over them, key by key.
+    pub fn layered(local: &toml::Table, central: Option<&toml::Table>) -> Result<Self, SettingsError> {
+        let mut merged = local.clone();
+        if let Some(c) = central {
+            merge_tables(&mut merged, c);
+        }
+        Self::from_table(if central.is_some() { "local + central settings" } else { "local settings" }, merged)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.spool.max_bytes < 1024 * 1024 {
+            return Err("spool.max_bytes must be at least 1048576 (1 MiB)".into());
+        }
+        if self.shipper.batch_max_events == 0 || self.shipper.batch_max_events > crate::wire::DEFAULT_MAX_BATCH_EVENTS {
+            return Err(format!(
+                "shipper.batch_max_events must be between 1 and {}",
+                crate::wire::DEFAULT_MAX_BATCH_EVENTS
+            ));
+        }
+        if self.shipper.batch_max_bytes < 4096 || self.shipper.batch_max_bytes > crate::wire::DEFAULT_MAX_BATCH_BYTES / 2 {
+            return Err(format!(
+                "shipper.batch_max_bytes must be between 4096 and {}",
+                crate::wire::DEFAULT_MAX_BATCH_BYTES / 2
+            ));
+        }
+        if self.shipper.backoff_initial.is_zero() || self.shipper.backoff_max < self.shipper.backoff_initial {
+            return Err("shipper.backoff_initial must be above zero and not above shipper.backoff_max".into());
+        }
+        if self.heartbeat.interval < Duration::from_secs(1) {
+            return Err("heartbeat.interval must be at least 1s".into());
+        }
+        Ok(())
+    }
+}
+
+/// Lays `over` onto `base`: tables merge recursively, everything else replaces.
+pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Durations as human-readable strings (`"30s"`, `"5m"`, `"1h 30m"`).
+pub mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        let t = AgentSettings::parse("default", DEFAULT_SETTINGS_TOML).unwrap();
+        assert_eq!(AgentSettings::from_table("default", t).unwrap(), AgentSettings::default());
+    }
+
+    #[test]
+    fn central_overrides_local_key_by_key() {
+        let local = AgentSettings::parse("local", "[shipper]\nbatch_max_events = 100\nbackoff_max = \"10s\"\n").unwrap();
+        let central = AgentSettings::parse("central", "[shipper]\nbatch_max_events = 50\n").unwrap();
+        let s = AgentSettings::layered(&local, Some(&central)).unwrap();
+        assert_eq!(s.shipper.batch_max_events, 50);
+        assert_eq!(s.shipper.backoff_max, Duration::from_secs(10));
+        assert_eq!(s.spool, SpoolSettings::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let e = AgentSettings::parse("f.toml", "[spool]\nmax_byte = 5\n").unwrap_err().to_string();
+        assert!(e.contains("f.toml") && e.contains("max_byte"), "{e}");
+        let e = AgentSettings::parse("f.toml", "[heartbeat]\ninterval = \"soon\"\n").unwrap_err().to_string();
+        assert!(e.contains("not a duration"), "{e}");
+        let e = AgentSettings::parse("f.toml", "[spool]\nmax_bytes = 10\n").unwrap_err().to_string();
+        assert!(e.contains("at least"), "{e}");
+        assert!(AgentSettings::parse("f.toml", "[agent]\nstate_dir = \"/x\"\n").is_err());
+        assert!(AgentSettings::parse("f.toml", "not toml at all = = =").is_err());
+    }
+}
