@@ -1,1 +1,17 @@
+//! The canhgac collector as a library: the binary in `main.rs` is a thin
+//! wrapper over [`cli::main`]. See ARCHITECTURE.md for the map.
 
+pub mod agent_api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod net;
+pub mod pki;
+pub mod quickstart;
+pub mod serve;
+pub mod state;
+pub mod store;
+
+/// The embedded database's file name inside the data dir.
+pub const DB_FILE: &str = "canhgac.db";

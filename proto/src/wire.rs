@@ -115,8 +115,6 @@ pub struct Heartbeat {
 pub struct HeartbeatReply {
     /// Current version of the agent's central settings; fetch when it differs.
     pub settings_version: i64,
-    /// Seconds until the next expected heartbeat.
-    pub heartbeat_secs: u64,
 }
 
 /// Central settings for an agent (its group's), a TOML document using the same

@@ -1,0 +1,206 @@
+//! Collector storage.
+//!
+//! [`Store`] is the interface every backend implements; [`sqlite::SqliteStore`]
+//! is the embedded default (SQLite in WAL mode, batched transactions). The
+//! interface is synchronous: async callers use `spawn_blocking`. Types here
+//! are plain values, independent of the backend.
+
+pub mod sqlite;
+
+use canhgac_proto::wire::{Heartbeat, HostFacts};
+use serde::Serialize;
+
+/// Errors from a store. `Refused` carries a reason meant for the person or
+/// agent that asked; `Backend` is an internal failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An enrollment token as stored (the secret only as its hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub group: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub revoked_at: Option<String>,
+}
+
+/// What the store needs to record an enrollment.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub token_id: String,
+    pub token_secret_sha256: String,
+    pub agent_id: String,
+    pub host: HostFacts,
+    pub cert_fingerprint: String,
+    pub cert_not_after: String,
+}
+
+/// Result of a recorded enrollment.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub group: String,
+    pub reenrolled: bool,
+}
+
+/// Identity of a connected agent, looked up by its certificate.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub agent_id: String,
+    pub hostname: String,
+    pub machine_id: String,
+    pub group: String,
+    /// Why the certificate may not be used, if so.
+    pub refusal: Option<String>,
+}
+
+/// One row of `agents list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub hostname: String,
+    pub machine_id: String,
+    pub group: String,
+    pub os_family: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub enrolled_at: String,
+    pub last_seen: Option<String>,
+    /// `online`, `silent`, `never-seen` or `revoked`.
+    pub status: String,
+    pub last_seq: u64,
+    pub events: u64,
+    pub dropped_total: u64,
+    pub spool_events: Option<u64>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub agent_id: Option<String>,
+    pub seq: Option<u64>,
+    pub timestamp: String,
+    pub received_at: String,
+    pub kind: String,
+    pub event: serde_json::Value,
+}
+
+/// Filter for listing events, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub agent_id: Option<String>,
+    pub kind: Option<String>,
+    /// RFC 3339; events with `@timestamp` at or after it.
+    pub since: Option<String>,
+    pub limit: u32,
+}
+
+/// An event ready to insert: already validated and enriched.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub seq: Option<u64>,
+    pub timestamp: String,
+    pub kind: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub failed_logins: u32,
+    pub locked_until: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// An agent that went silent.
+#[derive(Debug, Clone)]
+pub struct SilentAgent {
+    pub agent_id: String,
+    pub hostname: String,
+    pub last_seen: String,
+}
+
+/// The storage interface of the collector.
+pub trait Store: Send + Sync {
+    // Enrollment tokens.
+    fn create_token(&self, token: &TokenRecord, secret_sha256: &str, actor: &str) -> Result<()>;
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    fn revoke_token(&self, id: &str, actor: &str) -> Result<()>;
+    /// Checks a token without using it up; returns its group.
+    fn check_token(&self, id: &str, secret_sha256: &str) -> Result<String>;
+
+    // Agents.
+    fn agent_id_for_machine(&self, machine_id: &str) -> Result<Option<String>>;
+    /// Uses the token once and records the agent and its certificate, retiring
+    /// earlier certificates of the same machine. All or nothing.
+    fn enroll(&self, e: &Enrollment) -> Result<Enrolled>;
+    fn agent_by_cert(&self, fingerprint: &str) -> Result<Option<AgentIdentity>>;
+    fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()>;
+    fn list_agents(&self) -> Result<Vec<AgentRecord>>;
+    fn revoke_agent(&self, id: &str, actor: &str) -> Result<()>;
+    /// Agents last seen before `cutoff` not yet flagged silent; flags them and
+    /// stores an `agent.silent` event for each, atomically.
+    fn flag_silent(&self, cutoff: &str, silent_after: &str) -> Result<Vec<SilentAgent>>;
+
+    // Events.
+    /// Stores an agent's batch; (agent, seq) pairs already stored are skipped.
+    /// Returns how many events were new. Committed when it returns.
+    fn ingest(&self, agent_id: &str, events: Vec<NewEvent>, dropped_total: u64) -> Result<u64>;
+    fn list_events(&self, f: &EventFilter) -> Result<Vec<EventRecord>>;
+
+    // Central agent settings per group.
+    fn group_settings(&self, group: &str) -> Result<(i64, Option<String>)>;
+    fn set_group_settings(&self, group: &str, toml: Option<&str>, actor: &str) -> Result<i64>;
+    fn list_groups(&self) -> Result<Vec<(String, u8)>>;
+
+    // Users, sessions, audit.
+    fn create_user(&self, name: &str, role: &str, password_hash: &str, actor: &str) -> Result<()>;
+    fn get_user(&self, name: &str) -> Result<Option<UserRecord>>;
+    fn record_login(&self, name: &str, ok: bool, lock_after: u32, lock_for_secs: i64) -> Result<()>;
+    fn create_session(&self, token_sha256: &str, user: &str, expires_at: &str) -> Result<()>;
+    fn session_user(&self, token_sha256: &str) -> Result<Option<UserRecord>>;
+    fn delete_session(&self, token_sha256: &str) -> Result<()>;
+    fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) -> Result<()>;
+    fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+}
+
+/// Current time in the store's timestamp format (RFC 3339, UTC, milliseconds).
+pub fn now() -> String {
+    canhgac_proto::event::now_rfc3339()
+}
+
+/// Normalises an RFC 3339 time to the store's format, so that text order is time order.
+pub fn normalise_time(ts: &str) -> Option<String> {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}

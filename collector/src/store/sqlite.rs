@@ -1,0 +1,865 @@
+//! The embedded default store: SQLite in WAL mode.
+//!
+//! Event ingest goes through one writer thread that merges the batches of
+//! concurrent agents into one transaction (group commit) with
+//! `synchronous=FULL`, so an acknowledged batch survives a crash of the
+//! collector or of the machine. Other writes (enrollment, heartbeats,
+//! administration) use a second connection; reads a third.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use canhgac_proto::event::{Event, dataset};
+use canhgac_proto::wire::{Heartbeat, HostFacts};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::*;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    level INTEGER NOT NULL DEFAULT 2,
+    settings_toml TEXT,
+    settings_version INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL UNIQUE,
+    hostname TEXT NOT NULL,
+    os_family TEXT NOT NULL,
+    os_version TEXT NOT NULL,
+    kernel_version TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    agent_version TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    last_seen TEXT,
+    silent INTEGER NOT NULL DEFAULT 0,
+    revoked_at TEXT,
+    inventory_json TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    event_count INTEGER NOT NULL DEFAULT 0,
+    dropped_total INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS agent_certs (
+    fingerprint TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(id),
+    issued_at TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    retired_at TEXT
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    max_uses INTEGER,
+    uses INTEGER NOT NULL DEFAULT 0,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    agent_id TEXT,
+    seq INTEGER,
+    ts TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (agent_id, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, id);
+CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    agent_id TEXT,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    title TEXT NOT NULL,
+    dedup_key TEXT,
+    count INTEGER NOT NULL DEFAULT 1,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    body TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"#;
+
+/// Schema version written to `meta`; a store from a newer collector is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+struct IngestJob {
+    agent_id: String,
+    events: Vec<NewEvent>,
+    dropped_total: u64,
+    reply: mpsc::SyncSender<Result<u64>>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    admin: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    ingest_tx: Mutex<Option<mpsc::SyncSender<IngestJob>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    default_level: u8,
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a connection that is still valid.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SqliteStore {
+    /// Creates a new database file; fails if one exists.
+    pub fn create(path: &Path, default_level: u8) -> Result<Self> {
+        if path.exists() {
+            return Err(StoreError::Refused(format!("{} already exists", path.display())));
+        }
+        Self::open_inner(path, default_level)
+    }
+
+    /// Opens an existing database, creating missing tables.
+    pub fn open(path: &Path, default_level: u8) -> Result<Self> {
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "database {}; run `canhgac-collector init` first",
+                path.display()
+            )));
+        }
+        Self::open_inner(path, default_level)
+    }
+
+    fn open_inner(path: &Path, default_level: u8) -> Result<Self> {
+        let admin = open_conn(path)?;
+        admin.execute_batch(SCHEMA)?;
+        let version: Option<String> =
+            admin.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+        match version.and_then(|v| v.parse::<i64>().ok()) {
+            None => {
+                admin.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Refused(format!(
+                    "database schema version {v} is newer than this collector understands ({SCHEMA_VERSION}); upgrade the collector"
+                )));
+            }
+            Some(_) => {}
+        }
+        let reader = open_conn(path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            admin: Mutex::new(admin),
+            reader: Mutex::new(reader),
+            ingest_tx: Mutex::new(None),
+            writer: Mutex::new(None),
+            default_level,
+        })
+    }
+
+    /// Starts the group-commit writer thread on first use.
+    fn ingest_sender(&self) -> Result<mpsc::SyncSender<IngestJob>> {
+        let mut tx = lock(&self.ingest_tx);
+        if let Some(t) = tx.as_ref() {
+            return Ok(t.clone());
+        }
+        let conn = open_conn(&self.path)?;
+        let (sender, receiver) = mpsc::sync_channel::<IngestJob>(256);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, receiver))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        *lock(&self.writer) = Some(handle);
+        *tx = Some(sender.clone());
+        Ok(sender)
+    }
+
+    fn ensure_group(conn: &Connection, group: &str, level: u8) -> Result<()> {
+        conn.execute(
+            "INSERT OR IGNORE INTO groups (name, level, created_at) VALUES (?1, ?2, ?3)",
+            params![group, level, now()],
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it has drained its queue.
+        lock(&self.ingest_tx).take();
+        if let Some(h) = lock(&self.writer).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Largest number of events merged into one transaction.
+const GROUP_COMMIT_MAX_EVENTS: usize = 20_000;
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<IngestJob>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].events.len();
+        while n < GROUP_COMMIT_MAX_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.events.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        match commit_jobs(&mut conn, &jobs) {
+            Ok(counts) => {
+                for (job, c) in jobs.into_iter().zip(counts) {
+                    let _ = job.reply.send(Ok(c));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batches = jobs.len(), "event batch commit failed");
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Vec<u64>> {
+    let tx = conn.transaction()?;
+    let received = now();
+    let mut counts = Vec::with_capacity(jobs.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (agent_id, seq, ts, received_at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE agents SET last_seq = MAX(last_seq, ?2), event_count = event_count + ?3, last_seen = ?4,
+             dropped_total = MAX(dropped_total, ?5) WHERE id = ?1 RETURNING hostname",
+        )?;
+        for job in jobs {
+            let mut stored = 0u64;
+            let mut last = 0u64;
+            for ev in &job.events {
+                stored += insert.execute(params![job.agent_id, ev.seq, ev.timestamp, received, ev.kind, ev.body])?
+                    as u64;
+                last = last.max(ev.seq.unwrap_or(0));
+            }
+            let old_dropped: u64 = tx
+                .query_row("SELECT dropped_total FROM agents WHERE id = ?1", [&job.agent_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let hostname: Option<String> = update
+                .query_row(params![job.agent_id, last, stored, received, job.dropped_total], |r| r.get(0))
+                .optional()?;
+            if job.dropped_total > old_dropped {
+                let ev = Event::new(dataset::AGENT_SPOOL_DROPPED, "spool-dropped")
+                    .set("agent.id", job.agent_id.as_str())
+                    .set("host.name", hostname.unwrap_or_default())
+                    .set("canhgac.spool.dropped_total", job.dropped_total)
+                    .set("canhgac.spool.dropped_new", job.dropped_total - old_dropped)
+                    .message(format!(
+                        "the agent's spool was full and dropped {} events",
+                        job.dropped_total - old_dropped
+                    ))
+                    .into_value();
+                insert_collector_event(&tx, &job.agent_id, &ev)?;
+            }
+            counts.push(stored);
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+fn insert_collector_event(conn: &Connection, agent_id: &str, ev: &serde_json::Value) -> rusqlite::Result<()> {
+    let ts = canhgac_proto::event::timestamp(ev).and_then(normalise_time).unwrap_or_else(now);
+    conn.execute(
+        "INSERT INTO events (agent_id, seq, ts, received_at, kind, body) VALUES (?1, NULL, ?2, ?3, ?4, ?5)",
+        params![agent_id, ts, now(), canhgac_proto::event::kind(ev), ev.to_string()],
+    )?;
+    Ok(())
+}
+
+fn audit_on(conn: &Connection, actor: &str, action: &str, target: &str, detail: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now(), actor, action, target, detail],
+    )?;
+    Ok(())
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        group: r.get(1)?,
+        created_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        max_uses: r.get(4)?,
+        uses: r.get(5)?,
+        revoked_at: r.get(6)?,
+    })
+}
+
+const TOKEN_COLS: &str = "id, group_name, created_at, expires_at, max_uses, uses, revoked_at";
+
+/// Why a token cannot be used now, if it cannot.
+fn token_refusal(t: &TokenRecord, now: &str) -> Option<String> {
+    if t.revoked_at.is_some() {
+        return Some(format!("enrollment token {} was revoked; ask for a new token", t.id));
+    }
+    if let Some(exp) = &t.expires_at
+        && exp.as_str() <= now
+    {
+        return Some(format!("enrollment token {} expired at {exp}; ask for a new token", t.id));
+    }
+    if let Some(max) = t.max_uses
+        && t.uses >= max
+    {
+        return Some(format!(
+            "enrollment token {} has been used {} of {max} times and cannot enroll more agents; ask for a new token",
+            t.id, t.uses
+        ));
+    }
+    None
+}
+
+fn find_token(conn: &Connection, id: &str, secret_sha256: &str) -> Result<TokenRecord> {
+    let row: Option<(TokenRecord, String)> = conn
+        .query_row(&format!("SELECT {TOKEN_COLS}, secret_sha256 FROM tokens WHERE id = ?1"), [id], |r| {
+            Ok((token_row(r)?, r.get(7)?))
+        })
+        .optional()?;
+    let Some((tok, secret)) = row else {
+        return Err(StoreError::Refused("unknown enrollment token; ask for a new token".into()));
+    };
+    // Both are hex digests of the same length; a plain comparison leaks nothing useful.
+    if secret != secret_sha256 {
+        return Err(StoreError::Refused("unknown enrollment token; ask for a new token".into()));
+    }
+    if let Some(why) = token_refusal(&tok, &now()) {
+        return Err(StoreError::Refused(why));
+    }
+    Ok(tok)
+}
+
+fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
+    let revoked: Option<String> = r.get(10)?;
+    let silent: bool = r.get(11)?;
+    let last_seen: Option<String> = r.get(9)?;
+    let status = if revoked.is_some() {
+        "revoked"
+    } else if last_seen.is_none() {
+        "never-seen"
+    } else if silent {
+        "silent"
+    } else {
+        "online"
+    };
+    let inventory: Option<String> = r.get(15)?;
+    let spool_events = inventory
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v.get("spool_events").and_then(|x| x.as_u64()));
+    Ok(AgentRecord {
+        id: r.get(0)?,
+        hostname: r.get(1)?,
+        machine_id: r.get(2)?,
+        group: r.get(3)?,
+        os_family: r.get(4)?,
+        os_version: r.get(5)?,
+        agent_version: r.get(6)?,
+        enrolled_at: r.get(7)?,
+        last_seen,
+        status: status.into(),
+        last_seq: r.get(12)?,
+        events: r.get(13)?,
+        dropped_total: r.get(14)?,
+        spool_events,
+        // kernel_version (8) is only shown on detail pages.
+    })
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        name: r.get(0)?,
+        password_hash: r.get(1)?,
+        role: r.get(2)?,
+        failed_logins: r.get(3)?,
+        locked_until: r.get(4)?,
+    })
+}
+
+fn update_host_facts(conn: &Connection, agent_id: &str, h: &HostFacts) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE agents SET hostname = ?2, os_family = ?3, os_version = ?4, kernel_version = ?5, arch = ?6,
+         agent_version = ?7 WHERE id = ?1",
+        params![agent_id, h.hostname, h.os_family, h.os_version, h.kernel_version, h.arch, h.agent_version],
+    )?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn create_token(&self, t: &TokenRecord, secret_sha256: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        Self::ensure_group(&tx, &t.group, self.default_level)?;
+        tx.execute(
+            "INSERT INTO tokens (id, secret_sha256, group_name, created_at, expires_at, max_uses, uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            params![t.id, secret_sha256, t.group, t.created_at, t.expires_at, t.max_uses],
+        )?;
+        let detail = format!(
+            "group={} expires={} max_uses={}",
+            t.group,
+            t.expires_at.as_deref().unwrap_or("never"),
+            t.max_uses.map(|u| u.to_string()).unwrap_or_else(|| "unlimited".into())
+        );
+        audit_on(&tx, actor, "token.create", &t.id, &detail)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at"))?;
+        let rows = st.query_map([], token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn revoke_token(&self, id: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+            params![id, now()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("enrollment token {id}")));
+        }
+        audit_on(&tx, actor, "token.revoke", id, "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_token(&self, id: &str, secret_sha256: &str) -> Result<String> {
+        let conn = lock(&self.reader);
+        Ok(find_token(&conn, id, secret_sha256)?.group)
+    }
+
+    fn agent_id_for_machine(&self, machine_id: &str) -> Result<Option<String>> {
+        let conn = lock(&self.reader);
+        Ok(conn.query_row("SELECT id FROM agents WHERE machine_id = ?1", [machine_id], |r| r.get(0)).optional()?)
+    }
+
+    fn enroll(&self, e: &Enrollment) -> Result<Enrolled> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let token = find_token(&tx, &e.token_id, &e.token_secret_sha256)?;
+        tx.execute("UPDATE tokens SET uses = uses + 1 WHERE id = ?1", [&token.id])?;
+        Self::ensure_group(&tx, &token.group, self.default_level)?;
+        let existing: Option<(String, String)> = tx
+            .query_row("SELECT id, group_name FROM agents WHERE machine_id = ?1", [&e.host.machine_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let now = now();
+        let (reenrolled, group) = match existing {
+            Some((id, group)) => {
+                if id != e.agent_id {
+                    return Err(StoreError::Refused(format!(
+                        "machine {} is already enrolled as agent {id}",
+                        e.host.machine_id
+                    )));
+                }
+                tx.execute(
+                    "UPDATE agent_certs SET retired_at = ?2 WHERE agent_id = ?1 AND retired_at IS NULL",
+                    params![id, now],
+                )?;
+                // Re-enrollment keeps history and group; it also lifts a revocation,
+                // since a valid token was presented by the maintainer.
+                tx.execute(
+                    "UPDATE agents SET revoked_at = NULL, silent = 0, enrolled_at = ?2 WHERE id = ?1",
+                    params![id, now],
+                )?;
+                update_host_facts(&tx, &id, &e.host)?;
+                (true, group)
+            }
+            None => {
+                let h = &e.host;
+                tx.execute(
+                    "INSERT INTO agents (id, machine_id, hostname, os_family, os_version, kernel_version, arch,
+                     agent_version, group_name, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        e.agent_id,
+                        h.machine_id,
+                        h.hostname,
+                        h.os_family,
+                        h.os_version,
+                        h.kernel_version,
+                        h.arch,
+                        h.agent_version,
+                        token.group,
+                        now
+                    ],
+                )?;
+                (false, token.group.clone())
+            }
+        };
+        tx.execute(
+            "INSERT INTO agent_certs (fingerprint, agent_id, issued_at, not_after) VALUES (?1, ?2, ?3, ?4)",
+            params![e.cert_fingerprint, e.agent_id, now, e.cert_not_after],
+        )?;
+        let ev = Event::new(dataset::AGENT_ENROLLED, if reenrolled { "re-enrolled" } else { "enrolled" })
+            .set("agent.id", e.agent_id.as_str())
+            .set("host.name", e.host.hostname.as_str())
+            .set("host.id", e.host.machine_id.as_str())
+            .set("host.os.family", e.host.os_family.as_str())
+            .set("host.os.full", e.host.os_version.as_str())
+            .set("canhgac.group", group.as_str())
+            .set("canhgac.token_id", token.id.as_str())
+            .into_value();
+        insert_collector_event(&tx, &e.agent_id, &ev)?;
+        audit_on(
+            &tx,
+            &format!("token:{}", token.id),
+            if reenrolled { "agent.reenroll" } else { "agent.enroll" },
+            &e.agent_id,
+            &format!("host={} machine={} group={}", e.host.hostname, e.host.machine_id, group),
+        )?;
+        tx.commit()?;
+        Ok(Enrolled { group, reenrolled })
+    }
+
+    fn agent_by_cert(&self, fingerprint: &str) -> Result<Option<AgentIdentity>> {
+        let conn = lock(&self.reader);
+        let row = conn
+            .query_row(
+                "SELECT a.id, a.hostname, a.machine_id, a.group_name, a.revoked_at, c.retired_at
+                 FROM agent_certs c JOIN agents a ON a.id = c.agent_id WHERE c.fingerprint = ?1",
+                [fingerprint],
+                |r| {
+                    let revoked: Option<String> = r.get(4)?;
+                    let retired: Option<String> = r.get(5)?;
+                    let id: String = r.get(0)?;
+                    let refusal = if let Some(at) = revoked {
+                        Some(format!("agent {id} was revoked at {at}"))
+                    } else {
+                        retired.map(|at| {
+                            format!("this certificate of agent {id} was retired at {at} by a later enrollment")
+                        })
+                    };
+                    Ok(AgentIdentity {
+                        agent_id: id,
+                        hostname: r.get(1)?,
+                        machine_id: r.get(2)?,
+                        group: r.get(3)?,
+                        refusal,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        let was_silent: Option<(bool, String)> = tx
+            .query_row("SELECT silent, hostname FROM agents WHERE id = ?1", [agent_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((was_silent, hostname)) = was_silent else {
+            return Err(StoreError::NotFound(format!("agent {agent_id}")));
+        };
+        let inv = serde_json::to_string(hb).map_err(|e| StoreError::Backend(e.to_string()))?;
+        tx.execute(
+            "UPDATE agents SET last_seen = ?2, silent = 0, inventory_json = ?3,
+             dropped_total = MAX(dropped_total, ?4) WHERE id = ?1",
+            params![agent_id, now(), inv, hb.dropped_total],
+        )?;
+        update_host_facts(&tx, agent_id, &hb.host)?;
+        if was_silent {
+            let ev = Event::new(dataset::AGENT_RESUMED, "agent-resumed")
+                .set("agent.id", agent_id)
+                .set("host.name", hostname)
+                .message("the agent reports again after a silence")
+                .into_value();
+            insert_collector_event(&tx, agent_id, &ev)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_agents(&self) -> Result<Vec<AgentRecord>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare(
+            "SELECT id, hostname, machine_id, group_name, os_family, os_version, agent_version, enrolled_at,
+             kernel_version, last_seen, revoked_at, silent, last_seq, event_count, dropped_total, inventory_json
+             FROM agents ORDER BY hostname, id",
+        )?;
+        let rows = st.query_map([], agent_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn revoke_agent(&self, id: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE agents SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+            params![id, now()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("agent {id}")));
+        }
+        audit_on(&tx, actor, "agent.revoke", id, "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn flag_silent(&self, cutoff: &str, silent_after: &str) -> Result<Vec<SilentAgent>> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        let found: Vec<SilentAgent> = {
+            let mut st = tx.prepare(
+                "SELECT id, hostname, last_seen FROM agents
+                 WHERE silent = 0 AND revoked_at IS NULL AND last_seen IS NOT NULL AND last_seen < ?1",
+            )?;
+            st.query_map([cutoff], |r| {
+                Ok(SilentAgent { agent_id: r.get(0)?, hostname: r.get(1)?, last_seen: r.get(2)? })
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        for a in &found {
+            tx.execute("UPDATE agents SET silent = 1 WHERE id = ?1", [&a.agent_id])?;
+            let ev = Event::new(dataset::AGENT_SILENT, "agent-silent")
+                .set("agent.id", a.agent_id.as_str())
+                .set("host.name", a.hostname.as_str())
+                .set("canhgac.agent.last_seen", a.last_seen.as_str())
+                .set("canhgac.agent.silent_after", silent_after)
+                .message(format!("no heartbeat from {} since {}", a.hostname, a.last_seen))
+                .into_value();
+            insert_collector_event(&tx, &a.agent_id, &ev)?;
+        }
+        tx.commit()?;
+        Ok(found)
+    }
+
+    fn ingest(&self, agent_id: &str, events: Vec<NewEvent>, dropped_total: u64) -> Result<u64> {
+        let sender = self.ingest_sender()?;
+        let (reply, rx) = mpsc::sync_channel(1);
+        sender
+            .send(IngestJob { agent_id: agent_id.to_string(), events, dropped_total, reply })
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        rx.recv().map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+    }
+
+    fn list_events(&self, f: &EventFilter) -> Result<Vec<EventRecord>> {
+        let conn = lock(&self.reader);
+        let mut sql = String::from("SELECT id, agent_id, seq, ts, received_at, kind, body FROM events WHERE 1=1");
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(a) = &f.agent_id {
+            args.push(Box::new(a.clone()));
+            sql.push_str(&format!(" AND agent_id = ?{}", args.len()));
+        }
+        if let Some(k) = &f.kind {
+            args.push(Box::new(k.clone()));
+            sql.push_str(&format!(" AND kind = ?{}", args.len()));
+        }
+        if let Some(s) = &f.since {
+            args.push(Box::new(s.clone()));
+            sql.push_str(&format!(" AND ts >= ?{}", args.len()));
+        }
+        args.push(Box::new(f.limit.max(1)));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        let mut st = conn.prepare(&sql)?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let body: String = r.get(6)?;
+                Ok(EventRecord {
+                    id: r.get(0)?,
+                    agent_id: r.get(1)?,
+                    seq: r.get(2)?,
+                    timestamp: r.get(3)?,
+                    received_at: r.get(4)?,
+                    kind: r.get(5)?,
+                    event: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn group_settings(&self, group: &str) -> Result<(i64, Option<String>)> {
+        let conn = lock(&self.reader);
+        Ok(conn
+            .query_row("SELECT settings_version, settings_toml FROM groups WHERE name = ?1", [group], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .unwrap_or((0, None)))
+    }
+
+    fn set_group_settings(&self, group: &str, toml: Option<&str>, actor: &str) -> Result<i64> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        Self::ensure_group(&tx, group, self.default_level)?;
+        let v: i64 = tx.query_row(
+            "UPDATE groups SET settings_toml = ?2, settings_version = settings_version + 1 WHERE name = ?1
+             RETURNING settings_version",
+            params![group, toml],
+            |r| r.get(0),
+        )?;
+        audit_on(
+            &tx,
+            actor,
+            "group.settings",
+            group,
+            &format!("version={v} {}", if toml.is_some() { "set" } else { "cleared" }),
+        )?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    fn list_groups(&self) -> Result<Vec<(String, u8)>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare("SELECT name, level FROM groups ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn create_user(&self, name: &str, role: &str, password_hash: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, password_hash, role, now()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Refused(format!("user {name} already exists")));
+        }
+        audit_on(&tx, actor, "user.create", name, &format!("role={role}"))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get_user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let conn = lock(&self.reader);
+        Ok(conn
+            .query_row(
+                "SELECT name, password_hash, role, failed_logins, locked_until FROM users WHERE name = ?1",
+                [name],
+                user_row,
+            )
+            .optional()?)
+    }
+
+    fn record_login(&self, name: &str, ok: bool, lock_after: u32, lock_for_secs: i64) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction()?;
+        if ok {
+            tx.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?1", [name])?;
+            audit_on(&tx, name, "user.login", name, "")?;
+        } else {
+            let until = (chrono::Utc::now() + chrono::Duration::seconds(lock_for_secs))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            tx.execute(
+                "UPDATE users SET failed_logins = failed_logins + 1,
+                 locked_until = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until END WHERE name = ?1",
+                params![name, lock_after, until],
+            )?;
+            audit_on(&tx, name, "user.login_failed", name, "")?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn create_session(&self, token_sha256: &str, user: &str, expires_at: &str) -> Result<()> {
+        let conn = lock(&self.admin);
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now()])?;
+        conn.execute(
+            "INSERT INTO sessions (token_sha256, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_sha256, user, now(), expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn session_user(&self, token_sha256: &str) -> Result<Option<UserRecord>> {
+        let conn = lock(&self.reader);
+        Ok(conn
+            .query_row(
+                "SELECT u.name, u.password_hash, u.role, u.failed_logins, u.locked_until
+                 FROM sessions s JOIN users u ON u.name = s.user_name
+                 WHERE s.token_sha256 = ?1 AND s.expires_at > ?2",
+                params![token_sha256, now()],
+                user_row,
+            )
+            .optional()?)
+    }
+
+    fn delete_session(&self, token_sha256: &str) -> Result<()> {
+        let conn = lock(&self.admin);
+        conn.execute("DELETE FROM sessions WHERE token_sha256 = ?1", [token_sha256])?;
+        Ok(())
+    }
+
+    fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) -> Result<()> {
+        let conn = lock(&self.admin);
+        audit_on(&conn, actor, action, target, detail)?;
+        Ok(())
+    }
+
+    fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
+        let conn = lock(&self.reader);
+        let mut st =
+            conn.prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let rows = st
+            .query_map([limit], |r| {
+                Ok(AuditRecord {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
