@@ -1,1 +1,12 @@
+//! The canhgac agent as a library: the binary in `main.rs` is a thin wrapper
+//! over [`cli::main`]. See ARCHITECTURE.md for the map.
 
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod enroll;
+pub mod host;
+pub mod run;
+pub mod spool;
+pub mod state;
+pub mod tls;

@@ -146,6 +146,7 @@ async fn enroll_inner(app: Arc<App>, peer: &Peer, req: Request) -> Result<Respon
         ca_pem: app.ca.cert_pem.clone(),
         group: done.group,
         reenrolled: done.reenrolled,
+        last_seq: done.last_seq,
     })
     .into_response())
 }

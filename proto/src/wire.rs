@@ -61,6 +61,9 @@ pub struct EnrollResponse {
     pub group: String,
     /// True when this machine was already known and its old certificate retired.
     pub reenrolled: bool,
+    /// Highest event sequence number already stored for this agent; a fresh
+    /// spool continues after it so that new events are not taken for repeats.
+    pub last_seq: u64,
 }
 
 /// One spooled event with its per-agent sequence number.
@@ -182,6 +185,24 @@ impl EventBatch {
         Ok(batch)
     }
 
+    /// Encodes a batch from events already serialized as JSON text (as the
+    /// agent's spool keeps them), without parsing them again. Each text must
+    /// be one valid JSON value.
+    pub fn encode_raw<'a>(events: impl IntoIterator<Item = (u64, &'a str)>, dropped_total: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(b"{\"events\":[");
+        for (i, (seq, ev)) in events.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(format!("{{\"seq\":{seq},\"event\":").as_bytes());
+            out.extend_from_slice(ev.as_bytes());
+            out.push(b'}');
+        }
+        out.extend_from_slice(format!("],\"dropped_total\":{dropped_total}}}").as_bytes());
+        out
+    }
+
     /// Highest sequence number in the batch.
     pub fn last_seq(&self) -> u64 {
         self.events.last().map(|e| e.seq).unwrap_or(0)
@@ -204,6 +225,22 @@ mod tests {
             dropped_total: 0,
         };
         serde_json::to_vec(&b).unwrap()
+    }
+
+    #[test]
+    fn raw_encoding_parses_back() {
+        let a = ev().to_string();
+        let b = ev().to_string();
+        let body = EventBatch::encode_raw([(7, a.as_str()), (9, b.as_str())], 3);
+        let batch = EventBatch::parse(&body, LIMITS).unwrap();
+        assert_eq!(batch.events.len(), 2);
+        assert_eq!(batch.events[1].seq, 9);
+        assert_eq!(batch.dropped_total, 3);
+        assert_eq!(batch.events[0].event, ev_value(&a));
+    }
+
+    fn ev_value(s: &str) -> serde_json::Value {
+        serde_json::from_str(s).unwrap()
     }
 
     #[test]

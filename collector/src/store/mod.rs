@@ -58,6 +58,8 @@ pub struct Enrollment {
 pub struct Enrolled {
     pub group: String,
     pub reenrolled: bool,
+    /// Highest sequence number stored for the agent so far.
+    pub last_seq: u64,
 }
 
 /// Identity of a connected agent, looked up by its certificate.

@@ -492,14 +492,15 @@ impl Store for SqliteStore {
         let token = find_token(&tx, &e.token_id, &e.token_secret_sha256)?;
         tx.execute("UPDATE tokens SET uses = uses + 1 WHERE id = ?1", [&token.id])?;
         Self::ensure_group(&tx, &token.group, self.default_level)?;
-        let existing: Option<(String, String)> = tx
-            .query_row("SELECT id, group_name FROM agents WHERE machine_id = ?1", [&e.host.machine_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+        let existing: Option<(String, String, u64)> = tx
+            .query_row("SELECT id, group_name, last_seq FROM agents WHERE machine_id = ?1", [&e.host.machine_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
+        let last_seq = existing.as_ref().map(|x| x.2).unwrap_or(0);
         let now = now();
         let (reenrolled, group) = match existing {
-            Some((id, group)) => {
+            Some((id, group, _)) => {
                 if id != e.agent_id {
                     return Err(StoreError::Refused(format!(
                         "machine {} is already enrolled as agent {id}",
@@ -562,7 +563,7 @@ impl Store for SqliteStore {
             &format!("host={} machine={} group={}", e.host.hostname, e.host.machine_id, group),
         )?;
         tx.commit()?;
-        Ok(Enrolled { group, reenrolled })
+        Ok(Enrolled { group, reenrolled, last_seq })
     }
 
     fn agent_by_cert(&self, fingerprint: &str) -> Result<Option<AgentIdentity>> {

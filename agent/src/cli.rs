@@ -1,0 +1,253 @@
+//! Command line of `canhgac-agent`. Each flag is defined once, here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use canhgac_proto::event::{Event, dataset};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigFile};
+use crate::{enroll, spool, state};
+
+#[derive(Parser, Debug)]
+#[command(name = "canhgac-agent", version, about = "canhgac agent: watches this host and reports to the collector over mutual TLS.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct StateDir {
+    /// State dir: keys, certificate, spool [default: /var/lib/canhgac-agent, or %ProgramData%\canhgac\agent on Windows].
+    #[arg(long, env = "CANHGAC_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateDir {
+    fn resolve(&self, cfg: &ConfigFile) -> PathBuf {
+        self.state_dir.clone().or_else(|| cfg.local.state_dir.clone()).unwrap_or_else(state::default_dir)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Enroll this host with a token from `canhgac-collector token create`.
+    Enroll {
+        #[command(flatten)]
+        dir: StateDir,
+        #[arg(long)]
+        token: String,
+        /// Machine identity to use instead of /etc/machine-id or the Windows MachineGuid.
+        #[arg(long)]
+        host_id: Option<String>,
+    },
+    /// Run the agent until SIGTERM or Ctrl-C.
+    Run {
+        #[command(flatten)]
+        dir: StateDir,
+        /// Agent config file (see `canhgac-agent config default`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show enrollment, connection and spool state.
+    Status {
+        #[command(flatten)]
+        dir: StateDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Agent configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Put synthetic test events into the spool (for tests and demos; marked as synthetic).
+    Inject {
+        #[command(flatten)]
+        dir: StateDir,
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print a complete config file with every key, its default and a comment.
+    Default,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Two worker threads are plenty for an agent and keep it small.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Enroll { dir, token, host_id } => {
+            let dir = dir.resolve(&ConfigFile::default());
+            let resp = runtime()?.block_on(enroll::enroll(&dir, &token, host_id))?;
+            println!(
+                "{} as agent {} in group {}; state in {}",
+                if resp.reenrolled { "Re-enrolled (known machine, old certificate retired)" } else { "Enrolled" },
+                resp.agent_id,
+                resp.group,
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Run { dir, config } => {
+            let cfg = ConfigFile::load(config.as_deref())?;
+            let dir = dir.resolve(&cfg);
+            let settings = canhgac_proto::settings::AgentSettings::layered(&cfg.settings, None)?;
+            init_logging(&settings.log.level)?;
+            runtime()?.block_on(async {
+                let stop = stop_on_signals();
+                crate::run::run(&dir, cfg, stop).await
+            })
+        }
+        Command::Status { dir, json } => status(&dir.resolve(&ConfigFile::default()), json),
+        Command::Config(ConfigCmd::Default) => {
+            print!("{}", config::default_text());
+            Ok(())
+        }
+        Command::Inject { dir, count } => {
+            let dir = dir.resolve(&ConfigFile::default());
+            let (first, last) = inject(&dir, count)?;
+            println!("Injected {count} synthetic events (seq {first}..{last}) into {}", dir.display());
+            Ok(())
+        }
+    }
+}
+
+/// Appends `count` synthetic events to the spool; returns the first and last seq.
+pub fn inject(dir: &std::path::Path, count: u64) -> anyhow::Result<(u64, u64)> {
+    state::read_identity(dir).with_context(|| format!("{} holds no enrolled agent; enroll first", dir.display()))?;
+    let mut sp = spool::Spool::open(&dir.join(spool::FILE_NAME), canhgac_proto::settings::SpoolSettings::default().max_bytes)?;
+    let (mut first, mut last) = (0, 0);
+    let mut i = 0u64;
+    while i < count {
+        let n = (count - i).min(1000);
+        let texts: Vec<String> = (i..i + n)
+            .map(|k| {
+                Event::new(dataset::SYNTHETIC, "synthetic")
+                    .set("labels.synthetic", true)
+                    .set("canhgac.synthetic.index", k + 1)
+                    .set("canhgac.synthetic.count", count)
+                    .message(format!("synthetic test event {} of {count}", k + 1))
+                    .into_value()
+                    .to_string()
+            })
+            .collect();
+        let seqs = sp.append(&texts)?;
+        if first == 0 {
+            first = seqs.first().copied().unwrap_or(0);
+        }
+        last = seqs.last().copied().unwrap_or(last);
+        i += n;
+    }
+    Ok((first, last))
+}
+
+fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let identity = state::read_identity(dir);
+    let creds_ok = state::load_credentials(dir).map_err(|e| e.to_string());
+    let st = state::read_status(dir);
+    let running = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(state::LOCK))
+        .ok()
+        .is_some_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
+    let spool = spool::Spool::open(&dir.join(spool::FILE_NAME), u64::MAX).and_then(|s| s.stats()).ok();
+    if json {
+        let v = serde_json::json!({
+            "state_dir": dir,
+            "enrolled": identity.is_some(),
+            "credentials": creds_ok.as_ref().err(),
+            "identity": identity,
+            "running": running,
+            "status": st,
+            "spool": spool,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("State dir:    {}", dir.display());
+    match &identity {
+        None => println!("Enrolled:     no (run `canhgac-agent enroll --token TOKEN`)"),
+        Some(i) => {
+            println!("Enrolled:     yes, agent {} in group {} since {}", i.agent_id, i.group, i.enrolled_at);
+            println!("Collector:    {}", i.collectors.join(", "));
+        }
+    }
+    if let Err(e) = &creds_ok
+        && identity.is_some()
+    {
+        println!("Credentials:  NOT USABLE: {e}");
+    }
+    println!("Running:      {}", if running { "yes" } else { "no" });
+    if let Some(s) = &st {
+        println!(
+            "Connection:   {}{}",
+            s.connection,
+            s.collector.as_deref().map(|c| format!(" to {c}")).unwrap_or_default()
+        );
+        if let Some(e) = &s.last_error {
+            println!("Last error:   {e}");
+        }
+        println!("Last ack:     {} (seq {})", s.last_ack_at.as_deref().unwrap_or("never"), s.last_acked_seq);
+        println!("Settings:     central version {}", s.settings_version);
+    }
+    if let Some(sp) = spool {
+        println!("Spool:        {} events, {} bytes, {} dropped since enrollment", sp.events, sp.bytes, sp.dropped_total);
+    }
+    Ok(())
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .with_context(|| format!("log.level {level:?} is not a valid filter"))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
+    Ok(())
+}
+
+/// A watch channel that turns true on SIGTERM or Ctrl-C.
+pub fn stop_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            } else {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stop requested");
+        let _ = tx.send(true);
+    });
+    rx
+}
