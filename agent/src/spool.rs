@@ -88,20 +88,22 @@ impl Spool {
         let mut bytes: u64 =
             tx.query_row("UPDATE meta SET value = value + ?1 WHERE key = 'bytes' RETURNING value", [added], |r| r.get(0))?;
         let mut dropped = 0u64;
-        while bytes > self.max_bytes {
-            // Drop the oldest events, a chunk at a time, until under the limit.
-            let (n, freed): (u64, u64) = tx.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(body AS BLOB))), 0) FROM
-                 (SELECT body FROM spool ORDER BY seq LIMIT 256)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if n == 0 {
-                break;
+        if bytes > self.max_bytes {
+            // Drop just enough of the oldest events to get under the limit.
+            let excess = bytes - self.max_bytes;
+            let (mut freed, mut cut) = (0u64, 0u64);
+            {
+                let mut st = tx.prepare_cached("SELECT seq, LENGTH(CAST(body AS BLOB)) FROM spool ORDER BY seq")?;
+                let mut rows = st.query([])?;
+                while freed < excess {
+                    let Some(r) = rows.next()? else { break };
+                    cut = r.get(0)?;
+                    freed += r.get::<_, u64>(1)?;
+                    dropped += 1;
+                }
             }
-            tx.execute("DELETE FROM spool WHERE seq IN (SELECT seq FROM spool ORDER BY seq LIMIT 256)", [])?;
+            tx.execute("DELETE FROM spool WHERE seq <= ?1", [cut])?;
             bytes = bytes.saturating_sub(freed);
-            dropped += n;
         }
         if dropped > 0 {
             tx.execute("UPDATE meta SET value = ?1 WHERE key = 'bytes'", [bytes])?;
