@@ -11,7 +11,11 @@ use crate::config::{self, ConfigFile};
 use crate::{enroll, spool, state};
 
 #[derive(Parser, Debug)]
-#[command(name = "canhgac-agent", version, about = "canhgac agent: watches this host and reports to the collector over mutual TLS.")]
+#[command(
+    name = "canhgac-agent",
+    version,
+    about = "canhgac agent: watches this host and reports to the collector over mutual TLS."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -26,7 +30,10 @@ pub struct StateDir {
 
 impl StateDir {
     fn resolve(&self, cfg: &ConfigFile) -> PathBuf {
-        self.state_dir.clone().or_else(|| cfg.local.state_dir.clone()).unwrap_or_else(state::default_dir)
+        self.state_dir
+            .clone()
+            .or_else(|| cfg.local.state_dir.clone())
+            .unwrap_or_else(state::default_dir)
     }
 }
 
@@ -103,7 +110,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let resp = runtime()?.block_on(enroll::enroll(&dir, &token, host_id))?;
             println!(
                 "{} as agent {} in group {}; state in {}",
-                if resp.reenrolled { "Re-enrolled (known machine, old certificate retired)" } else { "Enrolled" },
+                if resp.reenrolled {
+                    "Re-enrolled (known machine, old certificate retired)"
+                } else {
+                    "Enrolled"
+                },
                 resp.agent_id,
                 resp.group,
                 dir.display()
@@ -128,7 +139,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inject { dir, count } => {
             let dir = dir.resolve(&ConfigFile::default());
             let (first, last) = inject(&dir, count)?;
-            println!("Injected {count} synthetic events (seq {first}..{last}) into {}", dir.display());
+            println!(
+                "Injected {count} synthetic events (seq {first}..{last}) into {}",
+                dir.display()
+            );
             Ok(())
         }
     }
@@ -136,8 +150,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Appends `count` synthetic events to the spool; returns the first and last seq.
 pub fn inject(dir: &std::path::Path, count: u64) -> anyhow::Result<(u64, u64)> {
-    state::read_identity(dir).with_context(|| format!("{} holds no enrolled agent; enroll first", dir.display()))?;
-    let mut sp = spool::Spool::open(&dir.join(spool::FILE_NAME), canhgac_proto::settings::SpoolSettings::default().max_bytes)?;
+    state::read_identity(dir)
+        .with_context(|| format!("{} holds no enrolled agent; enroll first", dir.display()))?;
+    let mut sp = spool::Spool::open(
+        &dir.join(spool::FILE_NAME),
+        canhgac_proto::settings::SpoolSettings::default().max_bytes,
+    )?;
     let (mut first, mut last) = (0, 0);
     let mut i = 0u64;
     while i < count {
@@ -172,7 +190,9 @@ fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         .open(dir.join(state::LOCK))
         .ok()
         .is_some_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
-    let spool = spool::Spool::open(&dir.join(spool::FILE_NAME), u64::MAX).and_then(|s| s.stats()).ok();
+    let spool = spool::Spool::open(&dir.join(spool::FILE_NAME), u64::MAX)
+        .and_then(|s| s.stats())
+        .ok();
     if json {
         let v = serde_json::json!({
             "state_dir": dir,
@@ -190,7 +210,10 @@ fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     match &identity {
         None => println!("Enrolled:     no (run `canhgac-agent enroll --token TOKEN`)"),
         Some(i) => {
-            println!("Enrolled:     yes, agent {} in group {} since {}", i.agent_id, i.group, i.enrolled_at);
+            println!(
+                "Enrolled:     yes, agent {} in group {} since {}",
+                i.agent_id, i.group, i.enrolled_at
+            );
             println!("Collector:    {}", i.collectors.join(", "));
         }
     }
@@ -204,16 +227,26 @@ fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!(
             "Connection:   {}{}",
             s.connection,
-            s.collector.as_deref().map(|c| format!(" to {c}")).unwrap_or_default()
+            s.collector
+                .as_deref()
+                .map(|c| format!(" to {c}"))
+                .unwrap_or_default()
         );
         if let Some(e) = &s.last_error {
             println!("Last error:   {e}");
         }
-        println!("Last ack:     {} (seq {})", s.last_ack_at.as_deref().unwrap_or("never"), s.last_acked_seq);
+        println!(
+            "Last ack:     {} (seq {})",
+            s.last_ack_at.as_deref().unwrap_or("never"),
+            s.last_acked_seq
+        );
         println!("Settings:     central version {}", s.settings_version);
     }
     if let Some(sp) = spool {
-        println!("Spool:        {} events, {} bytes, {} dropped since enrollment", sp.events, sp.bytes, sp.dropped_total);
+        println!(
+            "Spool:        {} events, {} bytes, {} dropped since enrollment",
+            sp.events, sp.bytes, sp.dropped_total
+        );
     }
     Ok(())
 }
@@ -222,7 +255,11 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .with_context(|| format!("log.level {level:?} is not a valid filter"))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .ok();
     Ok(())
 }
 

@@ -33,7 +33,11 @@ pub struct Client {
 fn server_name(addr: &str) -> Result<ServerName<'static>, ClientError> {
     let host = match addr.rsplit_once(':') {
         Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => return Err(ClientError::Transport(format!("collector address {addr:?} has no port"))),
+        None => {
+            return Err(ClientError::Transport(format!(
+                "collector address {addr:?} has no port"
+            )));
+        }
     };
     ServerName::try_from(host.to_string())
         .map_err(|e| ClientError::Transport(format!("collector address {addr:?} is not a valid host: {e}")))
@@ -41,7 +45,12 @@ fn server_name(addr: &str) -> Result<ServerName<'static>, ClientError> {
 
 impl Client {
     pub fn new(addrs: Vec<String>, tls: Arc<ClientConfig>, timeout: Duration) -> Self {
-        Client { addrs, tls, timeout, conn: None }
+        Client {
+            addrs,
+            tls,
+            timeout,
+            conn: None,
+        }
     }
 
     pub fn set_timeout(&mut self, timeout: Duration) {
@@ -64,7 +73,10 @@ impl Client {
                 Err(e) => errors.push(format!("{addr}: {e}")),
             }
         }
-        Err(ClientError::Transport(format!("cannot reach the collector ({})", errors.join("; "))))
+        Err(ClientError::Transport(format!(
+            "cannot reach the collector ({})",
+            errors.join("; ")
+        )))
     }
 
     async fn connect_one(&self, addr: &str) -> Result<SendRequest<Full<Bytes>>, String> {
@@ -79,8 +91,9 @@ impl Client {
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS: {e}"))?;
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -88,7 +101,12 @@ impl Client {
     }
 
     /// Sends one request; returns the body of a 2xx reply.
-    pub async fn request(&mut self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, ClientError> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
         if self.conn.as_ref().is_none_or(|(_, s)| s.is_closed()) {
             self.conn = None;
             self.connect().await?;
@@ -101,7 +119,10 @@ impl Client {
             .uri(path)
             .header(hyper::header::HOST, addr.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::USER_AGENT, concat!("canhgac-agent/", env!("CARGO_PKG_VERSION")))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("canhgac-agent/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let fut = async {
@@ -116,11 +137,16 @@ impl Client {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 self.conn = None;
-                return Err(ClientError::Transport(format!("connection to the collector broke: {e}")));
+                return Err(ClientError::Transport(format!(
+                    "connection to the collector broke: {e}"
+                )));
             }
             Err(_) => {
                 self.conn = None;
-                return Err(ClientError::Transport(format!("no answer from the collector within {:?}", self.timeout)));
+                return Err(ClientError::Transport(format!(
+                    "no answer from the collector within {:?}",
+                    self.timeout
+                )));
             }
         };
         if status.is_success() {
@@ -129,7 +155,10 @@ impl Client {
         let message = serde_json::from_slice::<canhgac_proto::wire::ErrorBody>(&body)
             .map(|e| e.error)
             .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(500).collect());
-        Err(ClientError::Refused { status: status.as_u16(), message })
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            message,
+        })
     }
 
     /// POSTs a JSON value and decodes the JSON reply.

@@ -45,20 +45,28 @@ collectors = []
 
 impl ConfigFile {
     pub fn parse(origin: &str, text: &str) -> anyhow::Result<Self> {
-        let mut table: toml::Table = text.parse().with_context(|| format!("{origin} is not valid TOML"))?;
+        let mut table: toml::Table = text
+            .parse()
+            .with_context(|| format!("{origin} is not valid TOML"))?;
         let local = match table.remove("agent") {
-            Some(v) => v.try_into::<Local>().with_context(|| format!("{origin}: [agent] section"))?,
+            Some(v) => v
+                .try_into::<Local>()
+                .with_context(|| format!("{origin}: [agent] section"))?,
             None => Local::default(),
         };
         AgentSettings::from_table(origin, table.clone())?;
-        Ok(ConfigFile { local, settings: table })
+        Ok(ConfigFile {
+            local,
+            settings: table,
+        })
     }
 
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         match path {
             None => Ok(ConfigFile::default()),
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config {}", p.display()))?;
                 Self::parse(&p.display().to_string(), &text)
             }
         }
@@ -73,7 +81,10 @@ mod tests {
     fn default_text_is_complete_and_valid() {
         let c = ConfigFile::parse("default", &default_text()).unwrap();
         assert_eq!(c.local, Local::default());
-        assert_eq!(AgentSettings::layered(&c.settings, None).unwrap(), AgentSettings::default());
+        assert_eq!(
+            AgentSettings::layered(&c.settings, None).unwrap(),
+            AgentSettings::default()
+        );
     }
 
     #[test]
@@ -81,7 +92,11 @@ mod tests {
         assert!(ConfigFile::parse("f", "[agent]\nstate = \"x\"\n").is_err());
         assert!(ConfigFile::parse("f", "[spool]\nmax = 1\n").is_err());
         assert!(ConfigFile::parse("f", "[nothing]\n").is_err());
-        let c = ConfigFile::parse("f", "[agent]\nstate_dir = \"/tmp/x\"\n[heartbeat]\ninterval = \"5s\"\n").unwrap();
+        let c = ConfigFile::parse(
+            "f",
+            "[agent]\nstate_dir = \"/tmp/x\"\n[heartbeat]\ninterval = \"5s\"\n",
+        )
+        .unwrap();
         assert_eq!(c.local.state_dir, Some(PathBuf::from("/tmp/x")));
     }
 }

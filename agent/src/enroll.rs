@@ -13,7 +13,11 @@ use crate::state::{self, Identity};
 use crate::{host, spool, tls};
 
 /// Enrolls this host and writes the credentials into `state_dir`.
-pub async fn enroll(state_dir: &Path, token: &str, host_id: Option<String>) -> anyhow::Result<EnrollResponse> {
+pub async fn enroll(
+    state_dir: &Path,
+    token: &str,
+    host_id: Option<String>,
+) -> anyhow::Result<EnrollResponse> {
     let token = EnrollToken::decode(token)?;
     let machine_id = match host_id {
         Some(h) if !h.trim().is_empty() => h.trim().to_string(),
@@ -22,18 +26,28 @@ pub async fn enroll(state_dir: &Path, token: &str, host_id: Option<String>) -> a
     let facts = host::facts(&machine_id);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = rcgen::CertificateParams::default();
-    params.distinguished_name.push(rcgen::DnType::CommonName, facts.hostname.clone());
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, facts.hostname.clone());
     let csr_pem = params.serialize_request(&key)?.pem()?;
 
     let cfg = tls::enrollment_config(&token.ca_sha256)?;
     let mut client = Client::new(token.collectors.clone(), cfg, Duration::from_secs(30));
-    let req = EnrollRequest { token: token.encode(), csr_pem, host: facts };
-    let resp: EnrollResponse = client.post_json(wire::PATH_ENROLL, &req).await.map_err(|e| match e {
-        ClientError::Refused { message, .. } => anyhow::anyhow!("enrollment refused: {message}"),
-        ClientError::Transport(m) => anyhow::anyhow!("enrollment failed: {m}"),
-    })?;
+    let req = EnrollRequest {
+        token: token.encode(),
+        csr_pem,
+        host: facts,
+    };
+    let resp: EnrollResponse = client
+        .post_json(wire::PATH_ENROLL, &req)
+        .await
+        .map_err(|e| match e {
+            ClientError::Refused { message, .. } => anyhow::anyhow!("enrollment refused: {message}"),
+            ClientError::Transport(m) => anyhow::anyhow!("enrollment failed: {m}"),
+        })?;
 
-    let ca = CertificateDer::from_pem_slice(resp.ca_pem.as_bytes()).context("the collector sent an unusable CA")?;
+    let ca = CertificateDer::from_pem_slice(resp.ca_pem.as_bytes())
+        .context("the collector sent an unusable CA")?;
     if sha256_hex(&ca) != token.ca_sha256 {
         bail!("the collector sent a CA that is not the one named in the token; enrollment aborted");
     }
@@ -60,9 +74,17 @@ pub async fn enroll(state_dir: &Path, token: &str, host_id: Option<String>) -> a
         enrolled_at: canhgac_proto::event::now_rfc3339(),
     };
     state::write_atomic(&state_dir.join(state::KEY), key_pem.as_bytes(), true)?;
-    state::write_atomic(&state_dir.join(state::CERT), resp.certificate_pem.as_bytes(), false)?;
+    state::write_atomic(
+        &state_dir.join(state::CERT),
+        resp.certificate_pem.as_bytes(),
+        false,
+    )?;
     state::write_atomic(&state_dir.join(state::CA), resp.ca_pem.as_bytes(), false)?;
-    state::write_atomic(&state_dir.join(state::IDENTITY), &serde_json::to_vec_pretty(&identity)?, false)?;
+    state::write_atomic(
+        &state_dir.join(state::IDENTITY),
+        &serde_json::to_vec_pretty(&identity)?,
+        false,
+    )?;
     // Stale central settings belong to the old enrollment.
     let _ = std::fs::remove_file(state_dir.join(state::CENTRAL));
     let mut sp = spool::Spool::open(&state_dir.join(spool::FILE_NAME), u64::MAX)?;

@@ -58,7 +58,10 @@ impl Default for Inventory {
 
 impl Inventory {
     pub fn new() -> Self {
-        Inventory { sys: sysinfo::System::new(), pid: sysinfo::get_current_pid().ok() }
+        Inventory {
+            sys: sysinfo::System::new(),
+            pid: sysinfo::get_current_pid().ok(),
+        }
     }
 
     /// (cpu percent, memory used, memory total, agent RSS)
@@ -77,7 +80,12 @@ impl Inventory {
             }
             None => 0,
         };
-        (self.sys.global_cpu_usage(), self.sys.used_memory(), self.sys.total_memory(), rss)
+        (
+            self.sys.global_cpu_usage(),
+            self.sys.used_memory(),
+            self.sys.total_memory(),
+            rss,
+        )
     }
 }
 

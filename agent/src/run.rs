@@ -70,8 +70,9 @@ impl Shared {
 pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let creds = state::load_credentials(state_dir)?;
     let _lock = state::lock(state_dir)?;
-    let central: Option<CachedCentral> =
-        std::fs::read(state_dir.join(state::CENTRAL)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let central: Option<CachedCentral> = std::fs::read(state_dir.join(state::CENTRAL))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let settings = layered(&cfg.settings, central.as_ref()).or_else(|e| {
         tracing::warn!(error = %e, "cached central settings are not usable; using the local file");
         AgentSettings::layered(&cfg.settings, None)
@@ -79,7 +80,11 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
     let spool_path = state_dir.join(spool::FILE_NAME);
     let spool = Spool::open(&spool_path, settings.spool.max_bytes)
         .with_context(|| format!("cannot open the spool {}", spool_path.display()))?;
-    let collectors = if cfg.local.collectors.is_empty() { creds.identity.collectors.clone() } else { cfg.local.collectors.clone() };
+    let collectors = if cfg.local.collectors.is_empty() {
+        creds.identity.collectors.clone()
+    } else {
+        cfg.local.collectors.clone()
+    };
     let tls = tls::mutual_config(creds.ca.clone(), vec![creds.cert.clone()], creds.key.clone_key())?;
     let (settings_tx, _) = watch::channel(settings.clone());
     let shared = Arc::new(Shared {
@@ -144,7 +149,11 @@ async fn spool_writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Value>) {
             .filter_map(|ev| {
                 let t = ev.to_string();
                 if t.len() > MAX_EVENT_BYTES {
-                    tracing::warn!(bytes = t.len(), kind = canhgac_proto::event::kind(&ev), "event too large; dropped");
+                    tracing::warn!(
+                        bytes = t.len(),
+                        kind = canhgac_proto::event::kind(&ev),
+                        "event too large; dropped"
+                    );
                     None
                 } else {
                     Some(t)
@@ -186,7 +195,10 @@ async fn ship(shared: Arc<Shared>, mut client: Client, mut stop: watch::Receiver
         }
         let settings = shared.settings.borrow().clone();
         client.set_timeout(settings.shipper.request_timeout);
-        let (n, bytes) = (settings.shipper.batch_max_events.min(max_events).max(1), settings.shipper.batch_max_bytes);
+        let (n, bytes) = (
+            settings.shipper.batch_max_events.min(max_events).max(1),
+            settings.shipper.batch_max_bytes,
+        );
         let spool = shared.spool.clone();
         let peeked = tokio::task::spawn_blocking(move || {
             let mut s = lock_spool(&spool);
@@ -257,7 +269,13 @@ async fn ship(shared: Arc<Shared>, mut client: Client, mut stop: watch::Receiver
                 }
             }
             Err(e) => {
-                let refused = matches!(e, ClientError::Refused { status: 401 | 403, .. });
+                let refused = matches!(
+                    e,
+                    ClientError::Refused {
+                        status: 401 | 403,
+                        ..
+                    }
+                );
                 if refused {
                     tracing::error!(error = %e, "the collector refuses this agent; re-enroll with a new token");
                 } else {
@@ -278,12 +296,21 @@ async fn ship(shared: Arc<Shared>, mut client: Client, mut stop: watch::Receiver
 }
 
 /// Sends heartbeats and keeps central settings current.
-async fn heartbeat(shared: Arc<Shared>, mut client: Client, machine_id: String, mut stop: watch::Receiver<bool>) {
+async fn heartbeat(
+    shared: Arc<Shared>,
+    mut client: Client,
+    machine_id: String,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut inv = host::Inventory::new();
     loop {
         let settings = shared.settings.borrow().clone();
         let spool = shared.spool.clone();
-        let stats = tokio::task::spawn_blocking(move || lock_spool(&spool).stats()).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+        let stats = tokio::task::spawn_blocking(move || lock_spool(&spool).stats())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
         let (cpu, used, total, rss) = inv.sample();
         let current = shared.status.lock().map(|s| s.settings_version).unwrap_or(0);
         let hb = Heartbeat {
@@ -298,7 +325,10 @@ async fn heartbeat(shared: Arc<Shared>, mut client: Client, machine_id: String, 
             dropped_total: stats.dropped_total,
             settings_version: current,
         };
-        match client.post_json::<_, HeartbeatReply>(wire::PATH_HEARTBEAT, &hb).await {
+        match client
+            .post_json::<_, HeartbeatReply>(wire::PATH_HEARTBEAT, &hb)
+            .await
+        {
             Ok(reply) if reply.settings_version != current => fetch_settings(&shared, &mut client).await,
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "heartbeat not delivered"),
@@ -317,7 +347,10 @@ async fn fetch_settings(shared: &Shared, client: &mut Client) {
         },
         Err(e) => return tracing::debug!(error = %e, "cannot fetch central settings"),
     };
-    let cached = CachedCentral { version: doc.version, toml: doc.toml };
+    let cached = CachedCentral {
+        version: doc.version,
+        toml: doc.toml,
+    };
     match layered(&shared.local, Some(&cached)) {
         Ok(s) => {
             if let Ok(data) = serde_json::to_vec(&cached) {

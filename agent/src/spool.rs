@@ -58,12 +58,17 @@ impl Spool {
     pub fn raise_seq_floor(&mut self, floor: u64) -> Result<(), SpoolError> {
         let tx = self.conn.transaction()?;
         let cur: u64 = tx
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'spool'", [], |r| r.get(0))
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'spool'", [], |r| {
+                r.get(0)
+            })
             .optional()?
             .unwrap_or(0);
         if floor > cur {
             tx.execute("DELETE FROM sqlite_sequence WHERE name = 'spool'", [])?;
-            tx.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('spool', ?1)", [floor])?;
+            tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('spool', ?1)",
+                [floor],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -85,15 +90,19 @@ impl Spool {
                 added += e.len() as u64;
             }
         }
-        let mut bytes: u64 =
-            tx.query_row("UPDATE meta SET value = value + ?1 WHERE key = 'bytes' RETURNING value", [added], |r| r.get(0))?;
+        let mut bytes: u64 = tx.query_row(
+            "UPDATE meta SET value = value + ?1 WHERE key = 'bytes' RETURNING value",
+            [added],
+            |r| r.get(0),
+        )?;
         let mut dropped = 0u64;
         if bytes > self.max_bytes {
             // Drop just enough of the oldest events to get under the limit.
             let excess = bytes - self.max_bytes;
             let (mut freed, mut cut) = (0u64, 0u64);
             {
-                let mut st = tx.prepare_cached("SELECT seq, LENGTH(CAST(body AS BLOB)) FROM spool ORDER BY seq")?;
+                let mut st =
+                    tx.prepare_cached("SELECT seq, LENGTH(CAST(body AS BLOB)) FROM spool ORDER BY seq")?;
                 let mut rows = st.query([])?;
                 while freed < excess {
                     let Some(r) = rows.next()? else { break };
@@ -107,7 +116,10 @@ impl Spool {
         }
         if dropped > 0 {
             tx.execute("UPDATE meta SET value = ?1 WHERE key = 'bytes'", [bytes])?;
-            tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'dropped_total'", [dropped])?;
+            tx.execute(
+                "UPDATE meta SET value = value + ?1 WHERE key = 'dropped_total'",
+                [dropped],
+            )?;
             tracing::warn!(dropped, "spool full: dropped the oldest events");
         }
         tx.commit()?;
@@ -116,7 +128,9 @@ impl Spool {
 
     /// The oldest events, up to `max_events` and about `max_bytes` (at least one).
     pub fn peek(&mut self, max_events: usize, max_bytes: usize) -> Result<Vec<(u64, String)>, SpoolError> {
-        let mut st = self.conn.prepare_cached("SELECT seq, body FROM spool ORDER BY seq LIMIT ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM spool ORDER BY seq LIMIT ?1")?;
         let mut rows = st.query([max_events as i64])?;
         let mut out = Vec::new();
         let mut size = 0usize;
@@ -140,22 +154,36 @@ impl Spool {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         tx.execute("DELETE FROM spool WHERE seq <= ?1", [seq])?;
-        tx.execute("UPDATE meta SET value = MAX(0, value - ?1) WHERE key = 'bytes'", params![freed])?;
+        tx.execute(
+            "UPDATE meta SET value = MAX(0, value - ?1) WHERE key = 'bytes'",
+            params![freed],
+        )?;
         tx.commit()?;
         Ok(n)
     }
 
     pub fn stats(&self) -> Result<SpoolStats, SpoolError> {
         let get = |k: &str| -> Result<u64, SpoolError> {
-            Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))?)
+            Ok(self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))?)
         };
-        let events: u64 = self.conn.query_row("SELECT COUNT(*) FROM spool", [], |r| r.get(0))?;
+        let events: u64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM spool", [], |r| r.get(0))?;
         let last_seq: u64 = self
             .conn
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'spool'", [], |r| r.get(0))
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'spool'", [], |r| {
+                r.get(0)
+            })
             .optional()?
             .unwrap_or(0);
-        Ok(SpoolStats { events, bytes: get("bytes")?, dropped_total: get("dropped_total")?, last_seq })
+        Ok(SpoolStats {
+            events,
+            bytes: get("bytes")?,
+            dropped_total: get("dropped_total")?,
+            last_seq,
+        })
     }
 }
 
@@ -179,7 +207,15 @@ mod tests {
         let got = s.peek(2, 1000).unwrap();
         assert_eq!(got, vec![(1, "a".to_string()), (2, "b".to_string())]);
         assert_eq!(s.ack(3).unwrap(), 3);
-        assert_eq!(s.stats().unwrap(), SpoolStats { events: 0, bytes: 0, dropped_total: 0, last_seq: 3 });
+        assert_eq!(
+            s.stats().unwrap(),
+            SpoolStats {
+                events: 0,
+                bytes: 0,
+                dropped_total: 0,
+                last_seq: 3
+            }
+        );
         drop(s);
         let mut s = Spool::open(&p, 1 << 20).unwrap();
         assert_eq!(s.append(&["d".into()]).unwrap(), vec![4]);
@@ -205,7 +241,10 @@ mod tests {
         // The oldest went first.
         let first = s.peek(1, 1000).unwrap()[0].0;
         assert_eq!(first, st.dropped_total + 1);
-        assert!(matches!(s.append(&["y".repeat(20_000)]), Err(SpoolError::TooLarge(_))));
+        assert!(matches!(
+            s.append(&["y".repeat(20_000)]),
+            Err(SpoolError::TooLarge(_))
+        ));
     }
 
     #[test]

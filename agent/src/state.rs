@@ -64,7 +64,9 @@ pub fn write_atomic(path: &Path, data: &[u8], private: bool) -> anyhow::Result<(
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut f = opts.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);
@@ -85,11 +87,19 @@ const REENROLL: &str = "re-enroll with `canhgac-agent enroll --token TOKEN`";
 /// Loads and checks the credentials; every failure says to re-enroll.
 pub fn load_credentials(dir: &Path) -> anyhow::Result<Credentials> {
     if !dir.is_dir() {
-        bail!("state dir {} does not exist; this agent is not enrolled: {REENROLL}", dir.display());
+        bail!(
+            "state dir {} does not exist; this agent is not enrolled: {REENROLL}",
+            dir.display()
+        );
     }
     let read = |name: &str| -> anyhow::Result<Vec<u8>> {
         let p = dir.join(name);
-        std::fs::read(&p).with_context(|| format!("cannot read {}; the agent is not enrolled properly: {REENROLL}", p.display()))
+        std::fs::read(&p).with_context(|| {
+            format!(
+                "cannot read {}; the agent is not enrolled properly: {REENROLL}",
+                p.display()
+            )
+        })
     };
     let identity: Identity = serde_json::from_slice(&read(IDENTITY)?)
         .with_context(|| format!("{} is damaged: {REENROLL}", dir.join(IDENTITY).display()))?;
@@ -100,7 +110,10 @@ pub fn load_credentials(dir: &Path) -> anyhow::Result<Credentials> {
     let key = PrivateKeyDer::from_pem_slice(&read(KEY)?)
         .map_err(|e| anyhow::anyhow!("{} is damaged ({e}): {REENROLL}", dir.join(KEY).display()))?;
     if canhgac_proto::token::sha256_hex(&ca) != identity.ca_sha256 {
-        bail!("{} is not the CA this agent enrolled with: {REENROLL}", dir.join(CA).display());
+        bail!(
+            "{} is not the CA this agent enrolled with: {REENROLL}",
+            dir.join(CA).display()
+        );
     }
     if !crate::tls::key_matches_cert(&cert, &key).unwrap_or(false) {
         bail!(
@@ -109,7 +122,12 @@ pub fn load_credentials(dir: &Path) -> anyhow::Result<Credentials> {
             dir.join(CERT).display()
         );
     }
-    Ok(Credentials { identity, ca, cert, key })
+    Ok(Credentials {
+        identity,
+        ca,
+        cert,
+        key,
+    })
 }
 
 pub fn read_identity(dir: &Path) -> Option<Identity> {
@@ -140,8 +158,13 @@ pub fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => {
-            bail!("another canhgac-agent is already running with state dir {}", dir.display())
+            bail!(
+                "another canhgac-agent is already running with state dir {}",
+                dir.display()
+            )
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", p.display())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", p.display()))
+        }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
@@ -40,7 +40,9 @@ impl ServerCertVerifier for PinnedCa {
                 )
             })?;
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.clone().into_owned()).map_err(|e| rustls::Error::General(format!("pinned CA unusable: {e}")))?;
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|e| rustls::Error::General(format!("pinned CA unusable: {e}")))?;
         let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
@@ -53,7 +55,12 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -62,11 +69,18 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -76,8 +90,14 @@ fn builder() -> anyhow::Result<rustls::ConfigBuilder<ClientConfig, rustls::Wants
 
 /// Config for enrollment: no client certificate, CA pinned by fingerprint.
 pub fn enrollment_config(ca_sha256: &str) -> anyhow::Result<Arc<ClientConfig>> {
-    let verifier = Arc::new(PinnedCa { pin: ca_sha256.to_lowercase(), provider: provider() });
-    let mut cfg = builder()?.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
+    let verifier = Arc::new(PinnedCa {
+        pin: ca_sha256.to_lowercase(),
+        provider: provider(),
+    });
+    let mut cfg = builder()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -91,13 +111,18 @@ pub fn mutual_config(
 ) -> anyhow::Result<Arc<ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca)?;
-    let mut cfg = builder()?.with_root_certificates(roots).with_client_auth_cert(chain, key)?;
+    let mut cfg = builder()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 
 /// Checks that a private key belongs to a certificate.
-pub fn key_matches_cert(cert: &CertificateDer<'static>, key: &PrivateKeyDer<'static>) -> anyhow::Result<bool> {
+pub fn key_matches_cert(
+    cert: &CertificateDer<'static>,
+    key: &PrivateKeyDer<'static>,
+) -> anyhow::Result<bool> {
     let signing = provider().key_provider.load_private_key(key.clone_key())?;
     let ck = rustls::sign::CertifiedKey::new(vec![cert.clone()], signing);
     Ok(ck.keys_match().is_ok())

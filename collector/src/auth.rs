@@ -1,7 +1,7 @@
 //! Console users: password hashing (argon2id) and session tokens.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 
 /// Roles, from most to least powerful.

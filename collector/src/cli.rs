@@ -16,7 +16,11 @@ use crate::store::{EventFilter, Store, TokenRecord};
 use crate::{auth, serve};
 
 #[derive(Parser, Debug)]
-#[command(name = "canhgac-collector", version, about = "canhgac collector: receives agent events over mutual TLS, stores them and serves the console.")]
+#[command(
+    name = "canhgac-collector",
+    version,
+    about = "canhgac collector: receives agent events over mutual TLS, stores them and serves the console."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,7 +35,9 @@ pub struct DataDir {
 
 fn default_data_dir() -> PathBuf {
     if cfg!(windows) {
-        PathBuf::from(std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into())).join("canhgac").join("collector")
+        PathBuf::from(std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into()))
+            .join("canhgac")
+            .join("collector")
     } else {
         PathBuf::from("/var/lib/canhgac")
     }
@@ -214,12 +220,17 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Who did it, for the audit log of CLI actions.
 fn cli_actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
 }
 
@@ -236,10 +247,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Created {}", dir.data_dir.display());
             println!("CA fingerprint (SHA-256): {}", out.ca_fingerprint);
             println!("Console admin account: {admin}");
-            println!("Password (shown once, change it after the first login): {}", out.admin_password);
+            println!(
+                "Password (shown once, change it after the first login): {}",
+                out.admin_password
+            );
             Ok(())
         }
-        Command::Serve { dir, agent_listen, console_listen } => {
+        Command::Serve {
+            dir,
+            agent_listen,
+            console_listen,
+        } => {
             let mut cfg = CollectorConfig::load(&dir.data_dir)?;
             if let Some(a) = agent_listen {
                 cfg.agent_listener.listen = a;
@@ -263,7 +281,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(a)?);
                 }
             } else {
-                println!("{:<20} {:<24} {:<12} {:<10} {:<24} {:>8}", "ID", "HOST", "GROUP", "STATUS", "LAST SEEN", "EVENTS");
+                println!(
+                    "{:<20} {:<24} {:<12} {:<10} {:<24} {:>8}",
+                    "ID", "HOST", "GROUP", "STATUS", "LAST SEEN", "EVENTS"
+                );
                 for a in &agents {
                     println!(
                         "{:<20} {:<24} {:<12} {:<10} {:<24} {:>8}",
@@ -284,10 +305,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Agent {id} revoked; its connections are refused from now on.");
             Ok(())
         }
-        Command::Events(EventsCmd::List { dir, agent, kind, since, limit, json }) => {
+        Command::Events(EventsCmd::List {
+            dir,
+            agent,
+            kind,
+            since,
+            limit,
+            json,
+        }) => {
             let (_, store) = open(&dir)?;
             let since = since.map(|s| parse_since(&s)).transpose()?;
-            let events = store.list_events(&EventFilter { agent_id: agent, kind, since, limit })?;
+            let events = store.list_events(&EventFilter {
+                agent_id: agent,
+                kind,
+                since,
+                limit,
+            })?;
             for e in &events {
                 if json {
                     println!("{}", serde_json::to_string(&e.event)?);
@@ -315,15 +348,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("User {name} ({role}) created. Password (shown once): {pw}");
             Ok(())
         }
-        Command::Quickstart { dir, agent_listen, console_listen } => {
-            crate::quickstart::run(&dir, &agent_listen, &console_listen)
-        }
+        Command::Quickstart {
+            dir,
+            agent_listen,
+            console_listen,
+        } => crate::quickstart::run(&dir, &agent_listen, &console_listen),
     }
 }
 
 /// Replaces control characters so that hostile names cannot rewrite the terminal.
 pub fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// Result of `init`.
@@ -335,9 +372,16 @@ pub struct InitOutput {
 /// Creates a data dir. Refuses to touch one that already holds anything.
 pub fn init(data_dir: &Path, sans: &[String], admin: &str) -> anyhow::Result<InitOutput> {
     if data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some() {
-        bail!("{} already exists and is not empty; refusing to touch it", data_dir.display());
+        bail!(
+            "{} already exists and is not empty; refusing to touch it",
+            data_dir.display()
+        );
     }
-    let mut names: Vec<String> = sans.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let mut names: Vec<String> = sans
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if names.is_empty() {
         if let Some(h) = sysinfo::System::host_name().filter(|h| !h.is_empty()) {
             names.push(h);
@@ -353,7 +397,13 @@ pub fn init(data_dir: &Path, sans: &[String], admin: &str) -> anyhow::Result<Ini
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let defaults = CollectorConfig::default();
-    let port = defaults.agent_listener.listen.rsplit(':').next().unwrap_or("5515").to_string();
+    let port = defaults
+        .agent_listener
+        .listen
+        .rsplit(':')
+        .next()
+        .unwrap_or("5515")
+        .to_string();
     let public: Vec<String> = names.iter().map(|n| join_host_port(n, &port)).collect();
     std::fs::write(data_dir.join(config::FILE_NAME), config::template(&public))?;
     let ca = Ca::create(data_dir)?;
@@ -361,12 +411,24 @@ pub fn init(data_dir: &Path, sans: &[String], admin: &str) -> anyhow::Result<Ini
     let store = SqliteStore::create(&data_dir.join(crate::DB_FILE), defaults.agents.default_level)?;
     let password = auth::generate_password();
     store.create_user(admin, "admin", &auth::hash_password(&password)?, &cli_actor())?;
-    store.audit(&cli_actor(), "collector.init", &data_dir.display().to_string(), &format!("sans={}", names.join(",")))?;
-    Ok(InitOutput { ca_fingerprint: ca.fingerprint(), admin_password: password })
+    store.audit(
+        &cli_actor(),
+        "collector.init",
+        &data_dir.display().to_string(),
+        &format!("sans={}", names.join(",")),
+    )?;
+    Ok(InitOutput {
+        ca_fingerprint: ca.fingerprint(),
+        admin_password: password,
+    })
 }
 
 fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Creates a token and returns its string form.
@@ -377,14 +439,23 @@ pub fn create_token(
     uses: Option<u32>,
     addresses: Vec<String>,
 ) -> anyhow::Result<(String, TokenRecord)> {
-    let (cfg, store) = open(&DataDir { data_dir: data_dir.to_path_buf() })?;
-    let ttl = humantime::parse_duration(ttl).with_context(|| format!("--ttl {ttl:?} is not a duration like \"24h\""))?;
+    let (cfg, store) = open(&DataDir {
+        data_dir: data_dir.to_path_buf(),
+    })?;
+    let ttl = humantime::parse_duration(ttl)
+        .with_context(|| format!("--ttl {ttl:?} is not a duration like \"24h\""))?;
     if uses == Some(0) {
         bail!("--uses must be at least 1");
     }
-    let addresses = if addresses.is_empty() { cfg.agent_listener.public_addresses.clone() } else { addresses };
+    let addresses = if addresses.is_empty() {
+        cfg.agent_listener.public_addresses.clone()
+    } else {
+        addresses
+    };
     if addresses.is_empty() {
-        bail!("no collector address for agents: set agent_listener.public_addresses in collector.toml or pass --address HOST:PORT");
+        bail!(
+            "no collector address for agents: set agent_listener.public_addresses in collector.toml or pass --address HOST:PORT"
+        );
     }
     let ca = Ca::load(data_dir)?;
     let id = format!("tok-{}", &auth::random_secret(6));
@@ -400,20 +471,33 @@ pub fn create_token(
         revoked_at: None,
     };
     store.create_token(&rec, &sha256_hex(secret.as_bytes()), &cli_actor())?;
-    let token = EnrollToken { id, secret, collectors: addresses, ca_sha256: ca.fingerprint() };
+    let token = EnrollToken {
+        id,
+        secret,
+        collectors: addresses,
+        ca_sha256: ca.fingerprint(),
+    };
     Ok((token.encode(), rec))
 }
 
 fn token_cmd(t: TokenCmd) -> anyhow::Result<()> {
     match t {
-        TokenCmd::Create { dir, group, ttl, uses, addresses } => {
+        TokenCmd::Create {
+            dir,
+            group,
+            ttl,
+            uses,
+            addresses,
+        } => {
             let (token, rec) = create_token(&dir.data_dir, group, &ttl, uses, addresses)?;
             eprintln!(
                 "Token {} for group {}, valid until {}, {} use(s):",
                 rec.id,
                 rec.group,
                 rec.expires_at.as_deref().unwrap_or("never"),
-                rec.max_uses.map(|u| u.to_string()).unwrap_or_else(|| "unlimited".into())
+                rec.max_uses
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "unlimited".into())
             );
             println!("{token}");
             Ok(())
@@ -463,16 +547,21 @@ fn settings_cmd(s: SettingsCmd) -> anyhow::Result<()> {
             let (v, toml) = store.group_settings(&group)?;
             match toml {
                 Some(t) => println!("# group {group}, settings version {v}\n{t}"),
-                None => println!("# group {group} has no central settings (version {v}); agents use their local files"),
+                None => println!(
+                    "# group {group} has no central settings (version {v}); agents use their local files"
+                ),
             }
             Ok(())
         }
         SettingsCmd::Set { dir, group, file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             canhgac_proto::settings::AgentSettings::parse(&file.display().to_string(), &text)?;
             let (_, store) = open(&dir)?;
             let v = store.set_group_settings(&group, Some(&text), &cli_actor())?;
-            println!("Group {group} settings set (version {v}); agents pick them up at their next heartbeat.");
+            println!(
+                "Group {group} settings set (version {v}); agents pick them up at their next heartbeat."
+            );
             Ok(())
         }
         SettingsCmd::Clear { dir, group } => {
@@ -496,14 +585,20 @@ pub fn parse_since(s: &str) -> anyhow::Result<String> {
 }
 
 /// Logging to standard error, and to daily rolling files when `log.dir` is set.
-pub fn init_logging(cfg: &config::Log) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
+pub fn init_logging(
+    cfg: &config::Log,
+) -> anyhow::Result<Option<tracing_appender::non_blocking::WorkerGuard>> {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.level))
         .with_context(|| format!("log.level {:?} is not a valid filter", cfg.level))?;
     let json = cfg.format == "json";
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let stderr = if json { stderr.json().boxed() } else { stderr.boxed() };
+    let stderr = if json {
+        stderr.json().boxed()
+    } else {
+        stderr.boxed()
+    };
     let (file, guard) = if cfg.dir.is_empty() {
         (None, None)
     } else {
@@ -516,9 +611,17 @@ pub fn init_logging(cfg: &config::Log) -> anyhow::Result<Option<tracing_appender
             .with_context(|| format!("cannot write logs in {}", cfg.dir))?;
         let (nb, guard) = tracing_appender::non_blocking(appender);
         let layer = tracing_subscriber::fmt::layer().with_writer(nb).with_ansi(false);
-        (Some(if json { layer.json().boxed() } else { layer.boxed() }), Some(guard))
+        (
+            Some(if json { layer.json().boxed() } else { layer.boxed() }),
+            Some(guard),
+        )
     };
-    tracing_subscriber::registry().with(filter).with(stderr).with(file).try_init().ok();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
+        .try_init()
+        .ok();
     Ok(guard)
 }
 
@@ -528,7 +631,10 @@ mod tests {
 
     #[test]
     fn since_accepts_times_and_ages() {
-        assert_eq!(parse_since("2026-01-02T03:04:05+07:00").unwrap(), "2026-01-01T20:04:05.000Z");
+        assert_eq!(
+            parse_since("2026-01-02T03:04:05+07:00").unwrap(),
+            "2026-01-01T20:04:05.000Z"
+        );
         assert!(parse_since("2h").unwrap() < crate::store::now());
         assert!(parse_since("yesterday-ish").is_err());
     }

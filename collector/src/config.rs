@@ -116,13 +116,21 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".into(), dir: String::new(), format: "text".into() }
+        Log {
+            level: "info".into(),
+            dir: String::new(),
+            format: "text".into(),
+        }
     }
 }
 
 /// The documented config file that `init` writes, with `public_addresses` filled in.
 pub fn template(public_addresses: &[String]) -> String {
-    let addrs = public_addresses.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let addrs = public_addresses
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"# canhgac collector configuration. Every key is shown with its default.
 # Unknown keys are errors. Durations are written like "30s", "15m", "4h".
@@ -173,8 +181,8 @@ format = "text"
 
 impl CollectorConfig {
     pub fn parse(origin: &str, text: &str) -> anyhow::Result<Self> {
-        let cfg: CollectorConfig =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin} is not a valid collector config: {e}"))?;
+        let cfg: CollectorConfig = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{origin} is not a valid collector config: {e}"))?;
         cfg.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         Ok(cfg)
     }
@@ -195,10 +203,15 @@ impl CollectorConfig {
             return Err("agents.default_level must be 1 to 5".into());
         }
         if self.agent_listener.max_batch_events == 0 || self.agent_listener.max_batch_bytes < 1024 {
-            return Err("agent_listener.max_batch_events must be above 0 and max_batch_bytes at least 1024".into());
+            return Err(
+                "agent_listener.max_batch_events must be above 0 and max_batch_bytes at least 1024".into(),
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(format!("log.format must be \"text\" or \"json\", not {:?}", self.log.format));
+            return Err(format!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            ));
         }
         Ok(())
     }
@@ -218,7 +231,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let e = CollectorConfig::parse("c.toml", "[console]\nlisten_addr = \"x\"\n").unwrap_err().to_string();
+        let e = CollectorConfig::parse("c.toml", "[console]\nlisten_addr = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("c.toml") && e.contains("listen_addr"), "{e}");
         assert!(CollectorConfig::parse("c", "[agents]\ndefault_level = 9\n").is_err());
         assert!(CollectorConfig::parse("c", "[log]\nformat = \"xml\"\n").is_err());

@@ -40,8 +40,9 @@ pub fn agent_tls(
 ) -> anyhow::Result<Arc<ServerConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca)?;
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).allow_unauthenticated().build()?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()?;
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -124,6 +125,9 @@ pub async fn serve_tls(
     }
     tracing::info!(listener = name, "stopped accepting; finishing requests in flight");
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(listener = name, "requests still in flight after {drain:?}; closing");
+        tracing::warn!(
+            listener = name,
+            "requests still in flight after {drain:?}; closing"
+        );
     }
 }

@@ -25,7 +25,11 @@ pub enum PkiError {
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} does not hold a usable {what}: {detail}")]
-    Bad { path: PathBuf, what: &'static str, detail: String },
+    Bad {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
     #[error("certificate request refused: {0}")]
     Csr(String),
     #[error("certificate generation failed: {0}")]
@@ -40,18 +44,28 @@ pub struct Ca {
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|source| PkiError::Read { path: path.into(), source })
+    std::fs::read_to_string(path).map_err(|source| PkiError::Read {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Writes a file readable only by its owner (on Unix); used for private keys.
 pub fn write_private(path: &Path, data: &str) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write { path: path.into(), source };
+    let err = |source| PkiError::Write {
+        path: path.into(),
+        source,
+    };
     #[cfg(unix)]
     {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(err)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
         f.write_all(data.as_bytes()).map_err(err)?;
         f.sync_all().map_err(err)
     }
@@ -62,7 +76,10 @@ pub fn write_private(path: &Path, data: &str) -> Result<(), PkiError> {
 }
 
 fn write_public(path: &Path, data: &str) -> Result<(), PkiError> {
-    std::fs::write(path, data).map_err(|source| PkiError::Write { path: path.into(), source })
+    std::fs::write(path, data).map_err(|source| PkiError::Write {
+        path: path.into(),
+        source,
+    })
 }
 
 fn random_serial() -> SerialNumber {
@@ -72,7 +89,8 @@ fn random_serial() -> SerialNumber {
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {
-    let now = rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(chrono::Utc::now().timestamp() as u64);
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::Duration::from_secs(chrono::Utc::now().timestamp() as u64);
     params.not_before = now - std::time::Duration::from_secs(300);
     params.not_after = now + std::time::Duration::from_secs(days as u64 * 86_400);
 }
@@ -87,7 +105,11 @@ impl Ca {
         dn.push(DnType::OrganizationName, "canhgac");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.serial_number = Some(random_serial());
         validity(&mut params, 3650);
         let cert = params.self_signed(&key)?;
@@ -116,7 +138,11 @@ impl Ca {
             what: "CA certificate",
             detail: e.to_string(),
         })?;
-        Ok(Ca { cert_pem, cert_der, issuer })
+        Ok(Ca {
+            cert_pem,
+            cert_der,
+            issuer,
+        })
     }
 
     /// SHA-256 of the CA certificate, as carried in enrollment tokens.
@@ -137,7 +163,13 @@ impl Ca {
             })
             .collect::<Result<_, _>>()?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().cloned().unwrap_or_else(|| "canhgac collector".into()));
+        dn.push(
+            DnType::CommonName,
+            names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "canhgac collector".into()),
+        );
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -145,7 +177,10 @@ impl Ca {
         validity(&mut params, 825);
         let cert = params.signed_by(&key, &self.issuer)?;
         write_private(&dir.join(SERVER_KEY), &key.serialize_pem())?;
-        write_public(&dir.join(SERVER_CERT), &format!("{}{}", cert.pem(), self.cert_pem))?;
+        write_public(
+            &dir.join(SERVER_CERT),
+            &format!("{}{}", cert.pem(), self.cert_pem),
+        )?;
         Ok(())
     }
 
@@ -180,7 +215,11 @@ impl Ca {
         let not_after = chrono::Utc::now() + chrono::Duration::days(days);
         let cert = csr.signed_by(&self.issuer)?;
         let fp = canhgac_proto::token::sha256_hex(cert.der());
-        Ok((cert.pem(), fp, not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        Ok((
+            cert.pem(),
+            fp,
+            not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ))
     }
 }
 
@@ -192,12 +231,23 @@ pub fn load_server_identity(
     let key_path = dir.join(SERVER_KEY);
     let certs = CertificateDer::pem_slice_iter(read(&cert_path)?.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::Bad { path: cert_path.clone(), what: "certificate chain", detail: e.to_string() })?;
+        .map_err(|e| PkiError::Bad {
+            path: cert_path.clone(),
+            what: "certificate chain",
+            detail: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(PkiError::Bad { path: cert_path, what: "certificate chain", detail: "no certificate".into() });
+        return Err(PkiError::Bad {
+            path: cert_path,
+            what: "certificate chain",
+            detail: "no certificate".into(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_slice(read(&key_path)?.as_bytes())
-        .map_err(|e| PkiError::Bad { path: key_path, what: "private key", detail: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_slice(read(&key_path)?.as_bytes()).map_err(|e| PkiError::Bad {
+        path: key_path,
+        what: "private key",
+        detail: e.to_string(),
+    })?;
     Ok((certs, key))
 }
 
@@ -210,7 +260,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("canhgac-pki-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = Ca::create(&dir).unwrap();
-        ca.issue_server_cert(&dir, &["localhost".into(), "127.0.0.1".into()]).unwrap();
+        ca.issue_server_cert(&dir, &["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
         let (chain, _) = load_server_identity(&dir).unwrap();
         assert_eq!(chain.len(), 2);
         assert_eq!(canhgac_proto::token::sha256_hex(&chain[1]), ca.fingerprint());

@@ -26,13 +26,16 @@ pub struct Bound {
 /// Opens the data dir's store with the config's defaults.
 pub fn open_store(data_dir: &Path, cfg: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
     let db = data_dir.join(crate::DB_FILE);
-    Ok(Arc::new(SqliteStore::open(&db, cfg.agents.default_level).with_context(|| format!("opening {}", db.display()))?))
+    Ok(Arc::new(
+        SqliteStore::open(&db, cfg.agents.default_level)
+            .with_context(|| format!("opening {}", db.display()))?,
+    ))
 }
 
 async fn bind(what: &str, addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for {what} on {addr}; is another collector running, or is the address wrong?"))
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for {what} on {addr}; is another collector running, or is the address wrong?")
+    })
 }
 
 /// Runs the collector until `stop` turns true. `ready` receives the bound addresses.
@@ -49,15 +52,42 @@ pub async fn run(
     let console_tls = net::console_tls(chain, key)?;
     let agent_l = bind("agents", &cfg.agent_listener.listen).await?;
     let console_l = bind("the console", &cfg.console.listen).await?;
-    let bound = Bound { agent: agent_l.local_addr()?, console: console_l.local_addr()? };
+    let bound = Bound {
+        agent: agent_l.local_addr()?,
+        console: console_l.local_addr()?,
+    };
     tracing::info!(agents = %bound.agent, console = %bound.console, version = canhgac_proto::VERSION, "collector serving");
 
-    let app = Arc::new(App { store: store.clone(), ca, config: cfg.clone(), data_dir: data_dir.to_path_buf() });
+    let app = Arc::new(App {
+        store: store.clone(),
+        ca,
+        config: cfg.clone(),
+        data_dir: data_dir.to_path_buf(),
+    });
     let (tx, rx) = watch::channel(false);
     let drain = Duration::from_secs(20);
-    let agents = tokio::spawn(net::serve_tls("agents", agent_l, agent_tls, agent_api::router(app.clone()), rx.clone(), drain));
-    let consoles = tokio::spawn(net::serve_tls("console", console_l, console_tls, console::router(app.clone()), rx.clone(), drain));
-    let silence = tokio::spawn(watch_silence(store.clone(), cfg.agents.silent_after, cfg.agents.silent_check_interval, rx));
+    let agents = tokio::spawn(net::serve_tls(
+        "agents",
+        agent_l,
+        agent_tls,
+        agent_api::router(app.clone()),
+        rx.clone(),
+        drain,
+    ));
+    let consoles = tokio::spawn(net::serve_tls(
+        "console",
+        console_l,
+        console_tls,
+        console::router(app.clone()),
+        rx.clone(),
+        drain,
+    ));
+    let silence = tokio::spawn(watch_silence(
+        store.clone(),
+        cfg.agents.silent_after,
+        cfg.agents.silent_check_interval,
+        rx,
+    ));
     if let Some(r) = ready {
         let _ = r.send(bound);
     }
@@ -78,14 +108,20 @@ pub async fn run(
     Ok(())
 }
 
-async fn watch_silence(store: Arc<dyn Store>, after: Duration, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn watch_silence(
+    store: Arc<dyn Store>,
+    after: Duration,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let after_text = humantime::format_duration(after).to_string();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::hours(4));
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::hours(4));
         let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let (s, t) = (store.clone(), after_text.clone());
         match tokio::task::spawn_blocking(move || s.flag_silent(&cutoff, &t)).await {

@@ -68,7 +68,9 @@ pub fn set_path(obj: &mut Map<String, Value>, path: &str, value: Value) {
             cur.insert(part.to_string(), value);
             return;
         }
-        let slot = cur.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let slot = cur
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -111,7 +113,9 @@ pub fn validate(v: &Value) -> Result<(), String> {
 
 /// The event's kind (its `event.dataset`), for storage and filtering.
 pub fn kind(v: &Value) -> &str {
-    get_path(v, "event.dataset").and_then(Value::as_str).unwrap_or("unknown")
+    get_path(v, "event.dataset")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
 }
 
 /// The event's `@timestamp`, if any.
@@ -125,7 +129,10 @@ mod tests {
 
     #[test]
     fn builder_sets_nested_fields() {
-        let v = Event::new("fim", "created").set("file.path", "/etc/hosts").set("file.size", 12).into_value();
+        let v = Event::new("fim", "created")
+            .set("file.path", "/etc/hosts")
+            .set("file.size", 12)
+            .into_value();
         assert_eq!(get_path(&v, "file.path"), Some(&json!("/etc/hosts")));
         assert_eq!(get_path(&v, "event.action"), Some(&json!("created")));
         assert_eq!(kind(&v), "fim");
@@ -144,10 +151,22 @@ mod tests {
     fn validate_reports_what_is_wrong() {
         assert!(validate(&json!(1)).unwrap_err().contains("not a JSON object"));
         assert!(validate(&json!({})).unwrap_err().contains("@timestamp"));
-        assert!(validate(&json!({"@timestamp": 5})).unwrap_err().contains("not a string"));
-        assert!(validate(&json!({"@timestamp": "yesterday"})).unwrap_err().contains("RFC 3339"));
+        assert!(
+            validate(&json!({"@timestamp": 5}))
+                .unwrap_err()
+                .contains("not a string")
+        );
+        assert!(
+            validate(&json!({"@timestamp": "yesterday"}))
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
         let ts = now_rfc3339();
-        assert!(validate(&json!({"@timestamp": ts})).unwrap_err().contains("event.dataset"));
+        assert!(
+            validate(&json!({"@timestamp": ts}))
+                .unwrap_err()
+                .contains("event.dataset")
+        );
         assert!(validate(&json!({"@timestamp": ts, "event": {"dataset": ""}})).is_err());
         let long = "x".repeat(MAX_DATASET_LEN + 1);
         assert!(validate(&json!({"@timestamp": ts, "event": {"dataset": long}})).is_err());

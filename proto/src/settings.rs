@@ -62,7 +62,9 @@ pub struct SpoolSettings {
 
 impl Default for SpoolSettings {
     fn default() -> Self {
-        SpoolSettings { max_bytes: 256 * 1024 * 1024 }
+        SpoolSettings {
+            max_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -100,7 +102,9 @@ pub struct HeartbeatSettings {
 
 impl Default for HeartbeatSettings {
     fn default() -> Self {
-        HeartbeatSettings { interval: Duration::from_secs(30) }
+        HeartbeatSettings {
+            interval: Duration::from_secs(30),
+        }
     }
 }
 
@@ -126,10 +130,12 @@ pub enum SettingsError {
 impl AgentSettings {
     /// Parses one TOML document of settings (no `[agent]` section allowed).
     pub fn parse(origin: &str, text: &str) -> Result<toml::Table, SettingsError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Invalid {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| SettingsError::Invalid {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?;
         // Check the document on its own so errors name where they come from.
         Self::from_table(origin, table.clone())?;
         Ok(table)
@@ -137,11 +143,16 @@ impl AgentSettings {
 
     /// Builds settings from a table, rejecting unknown keys and bad values.
     pub fn from_table(origin: &str, table: toml::Table) -> Result<Self, SettingsError> {
-        let s: AgentSettings = table.try_into().map_err(|e: toml::de::Error| SettingsError::Invalid {
+        let s: AgentSettings = table
+            .try_into()
+            .map_err(|e: toml::de::Error| SettingsError::Invalid {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?;
+        s.check().map_err(|message| SettingsError::Invalid {
             origin: origin.to_string(),
-            message: e.to_string(),
+            message,
         })?;
-        s.check().map_err(|message| SettingsError::Invalid { origin: origin.to_string(), message })?;
         Ok(s)
     }
 
@@ -151,27 +162,40 @@ impl AgentSettings {
         if let Some(c) = central {
             merge_tables(&mut merged, c);
         }
-        Self::from_table(if central.is_some() { "local + central settings" } else { "local settings" }, merged)
+        Self::from_table(
+            if central.is_some() {
+                "local + central settings"
+            } else {
+                "local settings"
+            },
+            merged,
+        )
     }
 
     fn check(&self) -> Result<(), String> {
         if self.spool.max_bytes < 1024 * 1024 {
             return Err("spool.max_bytes must be at least 1048576 (1 MiB)".into());
         }
-        if self.shipper.batch_max_events == 0 || self.shipper.batch_max_events > crate::wire::DEFAULT_MAX_BATCH_EVENTS {
+        if self.shipper.batch_max_events == 0
+            || self.shipper.batch_max_events > crate::wire::DEFAULT_MAX_BATCH_EVENTS
+        {
             return Err(format!(
                 "shipper.batch_max_events must be between 1 and {}",
                 crate::wire::DEFAULT_MAX_BATCH_EVENTS
             ));
         }
-        if self.shipper.batch_max_bytes < 4096 || self.shipper.batch_max_bytes > crate::wire::DEFAULT_MAX_BATCH_BYTES / 2 {
+        if self.shipper.batch_max_bytes < 4096
+            || self.shipper.batch_max_bytes > crate::wire::DEFAULT_MAX_BATCH_BYTES / 2
+        {
             return Err(format!(
                 "shipper.batch_max_bytes must be between 4096 and {}",
                 crate::wire::DEFAULT_MAX_BATCH_BYTES / 2
             ));
         }
         if self.shipper.backoff_initial.is_zero() || self.shipper.backoff_max < self.shipper.backoff_initial {
-            return Err("shipper.backoff_initial must be above zero and not above shipper.backoff_max".into());
+            return Err(
+                "shipper.backoff_initial must be above zero and not above shipper.backoff_max".into(),
+            );
         }
         if self.heartbeat.interval < Duration::from_secs(1) {
             return Err("heartbeat.interval must be at least 1s".into());
@@ -204,8 +228,9 @@ pub mod duration_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}")))
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}"))
+        })
     }
 }
 
@@ -216,12 +241,19 @@ mod tests {
     #[test]
     fn documented_defaults_are_the_defaults() {
         let t = AgentSettings::parse("default", DEFAULT_SETTINGS_TOML).unwrap();
-        assert_eq!(AgentSettings::from_table("default", t).unwrap(), AgentSettings::default());
+        assert_eq!(
+            AgentSettings::from_table("default", t).unwrap(),
+            AgentSettings::default()
+        );
     }
 
     #[test]
     fn central_overrides_local_key_by_key() {
-        let local = AgentSettings::parse("local", "[shipper]\nbatch_max_events = 100\nbackoff_max = \"10s\"\n").unwrap();
+        let local = AgentSettings::parse(
+            "local",
+            "[shipper]\nbatch_max_events = 100\nbackoff_max = \"10s\"\n",
+        )
+        .unwrap();
         let central = AgentSettings::parse("central", "[shipper]\nbatch_max_events = 50\n").unwrap();
         let s = AgentSettings::layered(&local, Some(&central)).unwrap();
         assert_eq!(s.shipper.batch_max_events, 50);
@@ -231,11 +263,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        let e = AgentSettings::parse("f.toml", "[spool]\nmax_byte = 5\n").unwrap_err().to_string();
+        let e = AgentSettings::parse("f.toml", "[spool]\nmax_byte = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.toml") && e.contains("max_byte"), "{e}");
-        let e = AgentSettings::parse("f.toml", "[heartbeat]\ninterval = \"soon\"\n").unwrap_err().to_string();
+        let e = AgentSettings::parse("f.toml", "[heartbeat]\ninterval = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a duration"), "{e}");
-        let e = AgentSettings::parse("f.toml", "[spool]\nmax_bytes = 10\n").unwrap_err().to_string();
+        let e = AgentSettings::parse("f.toml", "[spool]\nmax_bytes = 10\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least"), "{e}");
         assert!(AgentSettings::parse("f.toml", "[agent]\nstate_dir = \"/x\"\n").is_err());
         assert!(AgentSettings::parse("f.toml", "not toml at all = = =").is_err());

@@ -36,7 +36,9 @@ pub enum TokenError {
     Empty,
     #[error("the token is {0} bytes long, more than the {MAX_LEN} allowed; it was not copied correctly")]
     TooLong(usize),
-    #[error("the token does not start with `{PREFIX}`; paste the whole string printed by `canhgac-collector token create`")]
+    #[error(
+        "the token does not start with `{PREFIX}`; paste the whole string printed by `canhgac-collector token create`"
+    )]
     BadPrefix,
     #[error("the token is not valid base64url ({0}); it may have been cut or changed while copying")]
     Base64(String),
@@ -113,7 +115,10 @@ mod tests {
     fn hostile_input_is_rejected_with_a_reason() {
         assert_eq!(EnrollToken::decode(""), Err(TokenError::Empty));
         assert_eq!(EnrollToken::decode("abc"), Err(TokenError::BadPrefix));
-        assert!(matches!(EnrollToken::decode("CGT1.!!!"), Err(TokenError::Base64(_))));
+        assert!(matches!(
+            EnrollToken::decode("CGT1.!!!"),
+            Err(TokenError::Base64(_))
+        ));
         let not_json = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(b"[1,2"));
         assert!(matches!(EnrollToken::decode(&not_json), Err(TokenError::Json(_))));
         let long = format!("{PREFIX}{}", "A".repeat(MAX_LEN));
@@ -126,7 +131,8 @@ mod tests {
         assert_eq!(EnrollToken::decode(&t.encode()), Err(TokenError::BadFingerprint));
         let extra = format!(
             "{PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(br#"{"id":"a","secret":"b","collectors":["x:1"],"ca_sha256":"00","evil":1}"#)
+            URL_SAFE_NO_PAD
+                .encode(br#"{"id":"a","secret":"b","collectors":["x:1"],"ca_sha256":"00","evil":1}"#)
         );
         assert!(matches!(EnrollToken::decode(&extra), Err(TokenError::Json(_))));
         // Cut in the middle while copying.

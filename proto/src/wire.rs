@@ -164,15 +164,20 @@ impl EventBatch {
     /// event's required fields. Any error rejects the whole batch.
     pub fn parse(body: &[u8], limits: BatchLimits) -> Result<Self, BatchError> {
         if body.len() > limits.max_bytes {
-            return Err(BatchError::TooLarge { got: body.len(), limit: limits.max_bytes });
+            return Err(BatchError::TooLarge {
+                got: body.len(),
+                limit: limits.max_bytes,
+            });
         }
-        let batch: EventBatch =
-            serde_json::from_slice(body).map_err(|e| BatchError::Json(e.to_string()))?;
+        let batch: EventBatch = serde_json::from_slice(body).map_err(|e| BatchError::Json(e.to_string()))?;
         if batch.events.is_empty() {
             return Err(BatchError::Empty);
         }
         if batch.events.len() > limits.max_events {
-            return Err(BatchError::TooManyEvents { got: batch.events.len(), limit: limits.max_events });
+            return Err(BatchError::TooManyEvents {
+                got: batch.events.len(),
+                limit: limits.max_events,
+            });
         }
         let mut prev = 0u64;
         for (i, env) in batch.events.iter().enumerate() {
@@ -213,7 +218,10 @@ impl EventBatch {
 mod tests {
     use super::*;
 
-    const LIMITS: BatchLimits = BatchLimits { max_events: 3, max_bytes: 4096 };
+    const LIMITS: BatchLimits = BatchLimits {
+        max_events: 3,
+        max_bytes: 4096,
+    };
 
     fn ev() -> serde_json::Value {
         event::Event::new("synthetic.test", "test").into_value()
@@ -251,8 +259,14 @@ mod tests {
 
     #[test]
     fn refuses_bad_batches_with_reasons() {
-        assert!(matches!(EventBatch::parse(b"{", LIMITS), Err(BatchError::Json(_))));
-        assert!(matches!(EventBatch::parse(b"[]", LIMITS), Err(BatchError::Json(_))));
+        assert!(matches!(
+            EventBatch::parse(b"{", LIMITS),
+            Err(BatchError::Json(_))
+        ));
+        assert!(matches!(
+            EventBatch::parse(b"[]", LIMITS),
+            Err(BatchError::Json(_))
+        ));
         assert!(matches!(
             EventBatch::parse(br#"{"events":"no"}"#, LIMITS),
             Err(BatchError::Json(_))
@@ -261,7 +275,10 @@ mod tests {
             EventBatch::parse(br#"{"events":[{"seq":-1,"event":{}}]}"#, LIMITS),
             Err(BatchError::Json(_))
         ));
-        assert_eq!(EventBatch::parse(br#"{"events":[]}"#, LIMITS), Err(BatchError::Empty));
+        assert_eq!(
+            EventBatch::parse(br#"{"events":[]}"#, LIMITS),
+            Err(BatchError::Empty)
+        );
         assert!(matches!(
             EventBatch::parse(&body(&[1, 2, 3, 4]), LIMITS),
             Err(BatchError::TooManyEvents { got: 4, limit: 3 })
@@ -271,7 +288,10 @@ mod tests {
             Err(BatchError::OutOfOrder { seq: 2, prev: 2 })
         ));
         let big = vec![b' '; 5000];
-        assert!(matches!(EventBatch::parse(&big, LIMITS), Err(BatchError::TooLarge { .. })));
+        assert!(matches!(
+            EventBatch::parse(&big, LIMITS),
+            Err(BatchError::TooLarge { .. })
+        ));
         assert!(matches!(
             EventBatch::parse(br#"{"events":[{"seq":1,"event":[1]}]}"#, LIMITS),
             Err(BatchError::BadEvent { seq: 1, .. })

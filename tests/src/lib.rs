@@ -1,1 +1,444 @@
+//! Test harness: starts the real `canhgac-collector` and `canhgac-agent`
+//! binaries in temporary directories on loopback ports, and cleans up after.
+//!
+//! The binaries are taken from the same target directory as the test
+//! executable; `scripts/test` builds them first.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of a workspace binary next to the running test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/test-xxxx → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let base = std::env::temp_dir().join(format!(
+            "canhgac-test-{tag}-{}-{}",
+            std::process::id(),
+            rand_u64()
+        ));
+        std::fs::create_dir_all(&base).expect("create temp dir");
+        TempDir(base)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until `f` returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// Stops a child with SIGTERM and returns its exit status (SIGKILL after 20 s).
+fn terminate(child: &mut Child) -> Option<std::process::ExitStatus> {
+    signal(child, "TERM");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn output_ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A collector with its own data dir and loopback ports.
+pub struct Collector {
+    pub dir: TempDir,
+    pub agent_port: u16,
+    pub console_port: u16,
+    pub admin_password: String,
+    child: Option<Child>,
+    log_index: u32,
+}
+
+impl Collector {
+    /// Runs `init` in a fresh data dir.
+    pub fn init() -> Self {
+        let dir = TempDir::new("collector");
+        let out = Command::new(bin("canhgac-collector"))
+            .args(["init", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--san", "localhost", "--san", "127.0.0.1"])
+            .output()
+            .expect("run init");
+        let text = output_ok(out, "collector init");
+        let admin_password = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Password (shown once, change it after the first login): "))
+            .expect("init prints the admin password")
+            .trim()
+            .to_string();
+        Collector {
+            dir,
+            agent_port: free_port(),
+            console_port: free_port(),
+            admin_password,
+            child: None,
+            log_index: 0,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn agent_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.agent_port)
+    }
+
+    /// Edits collector.toml: replaces `from` with `to`.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let p = self.data_dir().join("collector.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "collector.toml has no {from:?}");
+        std::fs::write(&p, text.replace(from, to)).unwrap();
+    }
+
+    /// Path of the log of the n-th start.
+    pub fn log_path(&self, n: u32) -> PathBuf {
+        self.dir.path().join(format!("serve-{n}.log"))
+    }
+
+    /// Everything the collector logged so far, over all starts.
+    pub fn logs(&self) -> String {
+        (1..=self.log_index)
+            .filter_map(|n| std::fs::read_to_string(self.log_path(n)).ok())
+            .collect()
+    }
+
+    /// Starts `serve` and waits until both listeners accept connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "collector already running");
+        self.log_index += 1;
+        let log = std::fs::File::create(self.log_path(self.log_index)).unwrap();
+        let child = Command::new(bin("canhgac-collector"))
+            .args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .args(["--agent-listen", &self.agent_addr()])
+            .args(["--console-listen", &format!("127.0.0.1:{}", self.console_port)])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start collector");
+        self.child = Some(child);
+        let ports = [self.agent_port, self.console_port];
+        wait_for(Duration::from_secs(20), "collector listeners", || {
+            ports
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+                .then_some(())
+        });
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(|mut c| terminate(&mut c))
+    }
+
+    /// Runs a collector subcommand with `--data-dir`; returns the whole output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        // Subcommands with a sub-subcommand take --data-dir after it.
+        Command::new(bin("canhgac-collector"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .output()
+            .expect("run collector cli")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        output_ok(self.cli(args), &format!("canhgac-collector {}", args.join(" ")))
+    }
+
+    /// A token for this collector's test address.
+    pub fn token(&self, extra: &[&str]) -> String {
+        let addr = self.agent_addr();
+        let mut args = vec!["token", "create", "--address", &addr];
+        args.extend_from_slice(extra);
+        self.cli_ok(&args).trim().to_string()
+    }
+
+    /// `events list --json` as values.
+    pub fn events(&self, extra: &[&str]) -> Vec<Value> {
+        let mut args = vec!["events", "list", "--json"];
+        if !extra.contains(&"--limit") {
+            args.extend_from_slice(&["--limit", "100000"]);
+        }
+        args.extend_from_slice(extra);
+        self.cli_ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON line"))
+            .collect()
+    }
+
+    /// A read-only connection to the collector database, for assertions.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_with_flags(
+            self.data_dir().join("canhgac.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+
+    /// Number of agent-sent events stored for an agent.
+    pub fn stored_count(&self, agent_id: &str) -> u64 {
+        self.db()
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE agent_id = ?1 AND seq IS NOT NULL",
+                [agent_id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// Sequence numbers of an agent's events in storage order.
+    pub fn stored_seqs(&self, agent_id: &str) -> Vec<u64> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT seq FROM events WHERE agent_id = ?1 AND seq IS NOT NULL ORDER BY id")
+            .unwrap();
+        st.query_map([agent_id], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Test agent settings: quick retries so tests do not wait on long backoffs.
+pub const FAST_AGENT_CONFIG: &str = r#"
+[shipper]
+backoff_initial = "100ms"
+backoff_max = "1s"
+request_timeout = "10s"
+[heartbeat]
+interval = "1s"
+"#;
+
+/// An agent with its own state dir.
+pub struct Agent {
+    pub dir: TempDir,
+    pub host_id: String,
+    child: Option<Child>,
+    log_index: u32,
+}
+
+impl Agent {
+    pub fn new(host_id: &str) -> Self {
+        let dir = TempDir::new("agent");
+        std::fs::write(dir.path().join("agent.toml"), FAST_AGENT_CONFIG).unwrap();
+        Agent {
+            dir,
+            host_id: host_id.to_string(),
+            child: None,
+            log_index: 0,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Replaces the agent's config file (read at the next start).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.dir.path().join("agent.toml"), text).unwrap();
+    }
+
+    /// Runs `enroll`; returns the output, success or not.
+    pub fn try_enroll(&self, token: &str) -> Output {
+        Command::new(bin("canhgac-agent"))
+            .args([
+                "enroll",
+                "--token",
+                token,
+                "--host-id",
+                &self.host_id,
+                "--state-dir",
+            ])
+            .arg(self.state_dir())
+            .output()
+            .expect("run enroll")
+    }
+
+    /// Enrolls and returns the agent id.
+    pub fn enroll(&self, token: &str) -> String {
+        output_ok(self.try_enroll(token), "agent enroll");
+        self.agent_id()
+    }
+
+    pub fn agent_id(&self) -> String {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(self.state_dir().join("identity.json")).unwrap()).unwrap();
+        v["agent_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn log_path(&self, n: u32) -> PathBuf {
+        self.dir.path().join(format!("run-{n}.log"))
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=self.log_index)
+            .filter_map(|n| std::fs::read_to_string(self.log_path(n)).ok())
+            .collect()
+    }
+
+    pub fn run_command(&self) -> Command {
+        let mut c = Command::new(bin("canhgac-agent"));
+        c.args(["run", "--state-dir"])
+            .arg(self.state_dir())
+            .arg("--config")
+            .arg(self.dir.path().join("agent.toml"));
+        c.env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "agent already running");
+        self.log_index += 1;
+        let log = std::fs::File::create(self.log_path(self.log_index)).unwrap();
+        let child = self
+            .run_command()
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start agent");
+        self.child = Some(child);
+        let dir = self.state_dir();
+        let pid = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
+        wait_for(Duration::from_secs(20), "agent status file", || {
+            let s: Value = serde_json::from_slice(&std::fs::read(dir.join("status.json")).ok()?).ok()?;
+            (s["pid"].as_u64() == Some(pid as u64)).then_some(())
+        });
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(|mut c| terminate(&mut c))
+    }
+
+    /// Injects `n` synthetic events into the spool.
+    pub fn inject(&self, n: u64) {
+        let out = Command::new(bin("canhgac-agent"))
+            .args(["inject", "--count", &n.to_string(), "--state-dir"])
+            .arg(self.state_dir())
+            .output()
+            .expect("run inject");
+        output_ok(out, "agent inject");
+    }
+
+    /// `status --json`.
+    pub fn status(&self) -> Value {
+        let out = Command::new(bin("canhgac-agent"))
+            .args(["status", "--json", "--state-dir"])
+            .arg(self.state_dir())
+            .output()
+            .expect("run status");
+        serde_json::from_str(&output_ok(out, "agent status")).unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Reads a child's whole stderr (for processes run to completion).
+pub fn read_all(mut r: impl std::io::Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}

@@ -202,7 +202,8 @@ pub fn now() -> String {
 
 /// Normalises an RFC 3339 time to the store's format, so that text order is time order.
 pub fn normalise_time(ts: &str) -> Option<String> {
-    chrono::DateTime::parse_from_rfc3339(ts)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    chrono::DateTime::parse_from_rfc3339(ts).ok().map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    })
 }

@@ -166,8 +166,11 @@ impl SqliteStore {
     fn open_inner(path: &Path, default_level: u8) -> Result<Self> {
         let admin = open_conn(path)?;
         admin.execute_batch(SCHEMA)?;
-        let version: Option<String> =
-            admin.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
+        let version: Option<String> = admin
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
         match version.and_then(|v| v.parse::<i64>().ok()) {
             None => {
                 admin.execute(
@@ -277,16 +280,29 @@ fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Ve
             let mut stored = 0u64;
             let mut last = 0u64;
             for ev in &job.events {
-                stored += insert.execute(params![job.agent_id, ev.seq, ev.timestamp, received, ev.kind, ev.body])?
-                    as u64;
+                stored += insert.execute(params![
+                    job.agent_id,
+                    ev.seq,
+                    ev.timestamp,
+                    received,
+                    ev.kind,
+                    ev.body
+                ])? as u64;
                 last = last.max(ev.seq.unwrap_or(0));
             }
             let old_dropped: u64 = tx
-                .query_row("SELECT dropped_total FROM agents WHERE id = ?1", [&job.agent_id], |r| r.get(0))
+                .query_row(
+                    "SELECT dropped_total FROM agents WHERE id = ?1",
+                    [&job.agent_id],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .unwrap_or(0);
             let hostname: Option<String> = update
-                .query_row(params![job.agent_id, last, stored, received, job.dropped_total], |r| r.get(0))
+                .query_row(
+                    params![job.agent_id, last, stored, received, job.dropped_total],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if job.dropped_total > old_dropped {
                 let ev = Event::new(dataset::AGENT_SPOOL_DROPPED, "spool-dropped")
@@ -309,15 +325,29 @@ fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Ve
 }
 
 fn insert_collector_event(conn: &Connection, agent_id: &str, ev: &serde_json::Value) -> rusqlite::Result<()> {
-    let ts = canhgac_proto::event::timestamp(ev).and_then(normalise_time).unwrap_or_else(now);
+    let ts = canhgac_proto::event::timestamp(ev)
+        .and_then(normalise_time)
+        .unwrap_or_else(now);
     conn.execute(
         "INSERT INTO events (agent_id, seq, ts, received_at, kind, body) VALUES (?1, NULL, ?2, ?3, ?4, ?5)",
-        params![agent_id, ts, now(), canhgac_proto::event::kind(ev), ev.to_string()],
+        params![
+            agent_id,
+            ts,
+            now(),
+            canhgac_proto::event::kind(ev),
+            ev.to_string()
+        ],
     )?;
     Ok(())
 }
 
-fn audit_on(conn: &Connection, actor: &str, action: &str, target: &str, detail: &str) -> rusqlite::Result<()> {
+fn audit_on(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now(), actor, action, target, detail],
@@ -342,12 +372,18 @@ const TOKEN_COLS: &str = "id, group_name, created_at, expires_at, max_uses, uses
 /// Why a token cannot be used now, if it cannot.
 fn token_refusal(t: &TokenRecord, now: &str) -> Option<String> {
     if t.revoked_at.is_some() {
-        return Some(format!("enrollment token {} was revoked; ask for a new token", t.id));
+        return Some(format!(
+            "enrollment token {} was revoked; ask for a new token",
+            t.id
+        ));
     }
     if let Some(exp) = &t.expires_at
         && exp.as_str() <= now
     {
-        return Some(format!("enrollment token {} expired at {exp}; ask for a new token", t.id));
+        return Some(format!(
+            "enrollment token {} expired at {exp}; ask for a new token",
+            t.id
+        ));
     }
     if let Some(max) = t.max_uses
         && t.uses >= max
@@ -362,16 +398,22 @@ fn token_refusal(t: &TokenRecord, now: &str) -> Option<String> {
 
 fn find_token(conn: &Connection, id: &str, secret_sha256: &str) -> Result<TokenRecord> {
     let row: Option<(TokenRecord, String)> = conn
-        .query_row(&format!("SELECT {TOKEN_COLS}, secret_sha256 FROM tokens WHERE id = ?1"), [id], |r| {
-            Ok((token_row(r)?, r.get(7)?))
-        })
+        .query_row(
+            &format!("SELECT {TOKEN_COLS}, secret_sha256 FROM tokens WHERE id = ?1"),
+            [id],
+            |r| Ok((token_row(r)?, r.get(7)?)),
+        )
         .optional()?;
     let Some((tok, secret)) = row else {
-        return Err(StoreError::Refused("unknown enrollment token; ask for a new token".into()));
+        return Err(StoreError::Refused(
+            "unknown enrollment token; ask for a new token".into(),
+        ));
     };
     // Both are hex digests of the same length; a plain comparison leaks nothing useful.
     if secret != secret_sha256 {
-        return Err(StoreError::Refused("unknown enrollment token; ask for a new token".into()));
+        return Err(StoreError::Refused(
+            "unknown enrollment token; ask for a new token".into(),
+        ));
     }
     if let Some(why) = token_refusal(&tok, &now()) {
         return Err(StoreError::Refused(why));
@@ -429,7 +471,15 @@ fn update_host_facts(conn: &Connection, agent_id: &str, h: &HostFacts) -> rusqli
     conn.execute(
         "UPDATE agents SET hostname = ?2, os_family = ?3, os_version = ?4, kernel_version = ?5, arch = ?6,
          agent_version = ?7 WHERE id = ?1",
-        params![agent_id, h.hostname, h.os_family, h.os_version, h.kernel_version, h.arch, h.agent_version],
+        params![
+            agent_id,
+            h.hostname,
+            h.os_family,
+            h.os_version,
+            h.kernel_version,
+            h.arch,
+            h.agent_version
+        ],
     )?;
     Ok(())
 }
@@ -447,7 +497,9 @@ impl Store for SqliteStore {
             "group={} expires={} max_uses={}",
             t.group,
             t.expires_at.as_deref().unwrap_or("never"),
-            t.max_uses.map(|u| u.to_string()).unwrap_or_else(|| "unlimited".into())
+            t.max_uses
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "unlimited".into())
         );
         audit_on(&tx, actor, "token.create", &t.id, &detail)?;
         tx.commit()?;
@@ -457,7 +509,9 @@ impl Store for SqliteStore {
     fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         let conn = lock(&self.reader);
         let mut st = conn.prepare(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at"))?;
-        let rows = st.query_map([], token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], token_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -483,7 +537,11 @@ impl Store for SqliteStore {
 
     fn agent_id_for_machine(&self, machine_id: &str) -> Result<Option<String>> {
         let conn = lock(&self.reader);
-        Ok(conn.query_row("SELECT id FROM agents WHERE machine_id = ?1", [machine_id], |r| r.get(0)).optional()?)
+        Ok(conn
+            .query_row("SELECT id FROM agents WHERE machine_id = ?1", [machine_id], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     fn enroll(&self, e: &Enrollment) -> Result<Enrolled> {
@@ -493,9 +551,11 @@ impl Store for SqliteStore {
         tx.execute("UPDATE tokens SET uses = uses + 1 WHERE id = ?1", [&token.id])?;
         Self::ensure_group(&tx, &token.group, self.default_level)?;
         let existing: Option<(String, String, u64)> = tx
-            .query_row("SELECT id, group_name, last_seq FROM agents WHERE machine_id = ?1", [&e.host.machine_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT id, group_name, last_seq FROM agents WHERE machine_id = ?1",
+                [&e.host.machine_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let last_seq = existing.as_ref().map(|x| x.2).unwrap_or(0);
         let now = now();
@@ -545,25 +605,39 @@ impl Store for SqliteStore {
             "INSERT INTO agent_certs (fingerprint, agent_id, issued_at, not_after) VALUES (?1, ?2, ?3, ?4)",
             params![e.cert_fingerprint, e.agent_id, now, e.cert_not_after],
         )?;
-        let ev = Event::new(dataset::AGENT_ENROLLED, if reenrolled { "re-enrolled" } else { "enrolled" })
-            .set("agent.id", e.agent_id.as_str())
-            .set("host.name", e.host.hostname.as_str())
-            .set("host.id", e.host.machine_id.as_str())
-            .set("host.os.family", e.host.os_family.as_str())
-            .set("host.os.full", e.host.os_version.as_str())
-            .set("canhgac.group", group.as_str())
-            .set("canhgac.token_id", token.id.as_str())
-            .into_value();
+        let ev = Event::new(
+            dataset::AGENT_ENROLLED,
+            if reenrolled { "re-enrolled" } else { "enrolled" },
+        )
+        .set("agent.id", e.agent_id.as_str())
+        .set("host.name", e.host.hostname.as_str())
+        .set("host.id", e.host.machine_id.as_str())
+        .set("host.os.family", e.host.os_family.as_str())
+        .set("host.os.full", e.host.os_version.as_str())
+        .set("canhgac.group", group.as_str())
+        .set("canhgac.token_id", token.id.as_str())
+        .into_value();
         insert_collector_event(&tx, &e.agent_id, &ev)?;
         audit_on(
             &tx,
             &format!("token:{}", token.id),
-            if reenrolled { "agent.reenroll" } else { "agent.enroll" },
+            if reenrolled {
+                "agent.reenroll"
+            } else {
+                "agent.enroll"
+            },
             &e.agent_id,
-            &format!("host={} machine={} group={}", e.host.hostname, e.host.machine_id, group),
+            &format!(
+                "host={} machine={} group={}",
+                e.host.hostname, e.host.machine_id, group
+            ),
         )?;
         tx.commit()?;
-        Ok(Enrolled { group, reenrolled, last_seq })
+        Ok(Enrolled {
+            group,
+            reenrolled,
+            last_seq,
+        })
     }
 
     fn agent_by_cert(&self, fingerprint: &str) -> Result<Option<AgentIdentity>> {
@@ -581,7 +655,9 @@ impl Store for SqliteStore {
                         Some(format!("agent {id} was revoked at {at}"))
                     } else {
                         retired.map(|at| {
-                            format!("this certificate of agent {id} was retired at {at} by a later enrollment")
+                            format!(
+                                "this certificate of agent {id} was retired at {at} by a later enrollment"
+                            )
                         })
                     };
                     Ok(AgentIdentity {
@@ -601,9 +677,11 @@ impl Store for SqliteStore {
         let mut conn = lock(&self.admin);
         let tx = conn.transaction()?;
         let was_silent: Option<(bool, String)> = tx
-            .query_row("SELECT silent, hostname FROM agents WHERE id = ?1", [agent_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT silent, hostname FROM agents WHERE id = ?1",
+                [agent_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         let Some((was_silent, hostname)) = was_silent else {
             return Err(StoreError::NotFound(format!("agent {agent_id}")));
@@ -634,7 +712,9 @@ impl Store for SqliteStore {
              kernel_version, last_seen, revoked_at, silent, last_seq, event_count, dropped_total, inventory_json
              FROM agents ORDER BY hostname, id",
         )?;
-        let rows = st.query_map([], agent_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], agent_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -662,7 +742,11 @@ impl Store for SqliteStore {
                  WHERE silent = 0 AND revoked_at IS NULL AND last_seen IS NOT NULL AND last_seen < ?1",
             )?;
             st.query_map([cutoff], |r| {
-                Ok(SilentAgent { agent_id: r.get(0)?, hostname: r.get(1)?, last_seen: r.get(2)? })
+                Ok(SilentAgent {
+                    agent_id: r.get(0)?,
+                    hostname: r.get(1)?,
+                    last_seen: r.get(2)?,
+                })
             })?
             .collect::<rusqlite::Result<_>>()?
         };
@@ -685,14 +769,21 @@ impl Store for SqliteStore {
         let sender = self.ingest_sender()?;
         let (reply, rx) = mpsc::sync_channel(1);
         sender
-            .send(IngestJob { agent_id: agent_id.to_string(), events, dropped_total, reply })
+            .send(IngestJob {
+                agent_id: agent_id.to_string(),
+                events,
+                dropped_total,
+                reply,
+            })
             .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
-        rx.recv().map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+        rx.recv()
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
 
     fn list_events(&self, f: &EventFilter) -> Result<Vec<EventRecord>> {
         let conn = lock(&self.reader);
-        let mut sql = String::from("SELECT id, agent_id, seq, ts, received_at, kind, body FROM events WHERE 1=1");
+        let mut sql =
+            String::from("SELECT id, agent_id, seq, ts, received_at, kind, body FROM events WHERE 1=1");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(a) = &f.agent_id {
             args.push(Box::new(a.clone()));
@@ -729,9 +820,11 @@ impl Store for SqliteStore {
     fn group_settings(&self, group: &str) -> Result<(i64, Option<String>)> {
         let conn = lock(&self.reader);
         Ok(conn
-            .query_row("SELECT settings_version, settings_toml FROM groups WHERE name = ?1", [group], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT settings_version, settings_toml FROM groups WHERE name = ?1",
+                [group],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?
             .unwrap_or((0, None)))
     }
@@ -760,7 +853,9 @@ impl Store for SqliteStore {
     fn list_groups(&self) -> Result<Vec<(String, u8)>> {
         let conn = lock(&self.reader);
         let mut st = conn.prepare("SELECT name, level FROM groups ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -794,7 +889,10 @@ impl Store for SqliteStore {
         let mut conn = lock(&self.admin);
         let tx = conn.transaction()?;
         if ok {
-            tx.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?1", [name])?;
+            tx.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?1",
+                [name],
+            )?;
             audit_on(&tx, name, "user.login", name, "")?;
         } else {
             let until = (chrono::Utc::now() + chrono::Duration::seconds(lock_for_secs))
@@ -847,8 +945,8 @@ impl Store for SqliteStore {
 
     fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
         let conn = lock(&self.reader);
-        let mut st =
-            conn.prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let mut st = conn
+            .prepare("SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
         let rows = st
             .query_map([limit], |r| {
                 Ok(AuditRecord {

@@ -1,0 +1,4 @@
+//! End-to-end tests: real binaries, real TLS on loopback, real SQLite.
+//! One test binary (faster to link); one module per capability.
+
+mod foundation;
