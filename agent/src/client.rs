@@ -107,6 +107,17 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        self.request_with(method, path, &[], body).await
+    }
+
+    /// Like [`Client::request`], with extra request headers.
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
         if self.conn.as_ref().is_none_or(|(_, s)| s.is_closed()) {
             self.conn = None;
             self.connect().await?;
@@ -114,7 +125,11 @@ impl Client {
         let Some((addr, sender)) = self.conn.as_mut() else {
             return Err(ClientError::Transport("not connected".into()));
         };
-        let req = hyper::Request::builder()
+        let mut req = hyper::Request::builder();
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, addr.as_str())

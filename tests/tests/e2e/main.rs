@@ -1,4 +1,5 @@
 //! End-to-end tests: real binaries, real TLS on loopback, real SQLite.
 //! One test binary (faster to link); one module per capability.
 
+mod console;
 mod foundation;
