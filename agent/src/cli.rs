@@ -152,10 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn inject(dir: &std::path::Path, count: u64) -> anyhow::Result<(u64, u64)> {
     state::read_identity(dir)
         .with_context(|| format!("{} holds no enrolled agent; enroll first", dir.display()))?;
-    let mut sp = spool::Spool::open(
-        &dir.join(spool::FILE_NAME),
-        canhgac_proto::settings::SpoolSettings::default().max_bytes,
-    )?;
+    let mut sp = spool::Spool::open(&dir.join(spool::FILE_NAME))?;
     let (mut first, mut last) = (0, 0);
     let mut i = 0u64;
     while i < count {
@@ -190,7 +187,7 @@ fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         .open(dir.join(state::LOCK))
         .ok()
         .is_some_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
-    let spool = spool::Spool::open(&dir.join(spool::FILE_NAME), u64::MAX)
+    let spool = spool::Spool::open(&dir.join(spool::FILE_NAME))
         .and_then(|s| s.stats())
         .ok();
     if json {

@@ -87,7 +87,7 @@ pub async fn enroll(
     )?;
     // Stale central settings belong to the old enrollment.
     let _ = std::fs::remove_file(state_dir.join(state::CENTRAL));
-    let mut sp = spool::Spool::open(&state_dir.join(spool::FILE_NAME), u64::MAX)?;
+    let mut sp = spool::Spool::open(&state_dir.join(spool::FILE_NAME))?;
     sp.raise_seq_floor(resp.last_seq)?;
     Ok(resp)
 }

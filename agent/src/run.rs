@@ -78,8 +78,9 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
         AgentSettings::layered(&cfg.settings, None)
     })?;
     let spool_path = state_dir.join(spool::FILE_NAME);
-    let spool = Spool::open(&spool_path, settings.spool.max_bytes)
+    let mut spool = Spool::open(&spool_path)
         .with_context(|| format!("cannot open the spool {}", spool_path.display()))?;
+    spool.set_max_bytes(settings.spool.max_bytes)?;
     let collectors = if cfg.local.collectors.is_empty() {
         creds.identity.collectors.clone()
     } else {
@@ -356,7 +357,9 @@ async fn fetch_settings(shared: &Shared, client: &mut Client) {
             if let Ok(data) = serde_json::to_vec(&cached) {
                 let _ = state::write_atomic(&shared.dir.join(state::CENTRAL), &data, false);
             }
-            lock_spool(&shared.spool).set_max_bytes(s.spool.max_bytes);
+            if let Err(e) = lock_spool(&shared.spool).set_max_bytes(s.spool.max_bytes) {
+                tracing::error!(error = %e, "cannot apply the spool size limit");
+            }
             shared.settings.send_replace(s);
             shared.update_status(|st| st.settings_version = cached.version);
             tracing::info!(version = cached.version, "central settings applied");

@@ -23,8 +23,10 @@ pub enum SpoolError {
 
 pub struct Spool {
     conn: Connection,
-    max_bytes: u64,
 }
+
+/// Size limit of a spool whose owner never set one.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Depth and losses of the spool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +39,9 @@ pub struct SpoolStats {
 }
 
 impl Spool {
-    pub fn open(path: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
+    /// Opens (or creates) the spool. The size limit is stored in the spool
+    /// itself, so every process that writes to it applies the same one.
+    pub fn open(path: &Path) -> Result<Spool, SpoolError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -47,11 +51,20 @@ impl Spool {
              CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              INSERT OR IGNORE INTO meta (key, value) VALUES ('bytes', 0), ('dropped_total', 0);",
         )?;
-        Ok(Spool { conn, max_bytes })
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('max_bytes', ?1)",
+            [DEFAULT_MAX_BYTES],
+        )?;
+        Ok(Spool { conn })
     }
 
-    pub fn set_max_bytes(&mut self, max_bytes: u64) {
-        self.max_bytes = max_bytes;
+    /// Sets the size limit, dropping the oldest events at once if over it.
+    pub fn set_max_bytes(&mut self, max_bytes: u64) -> Result<(), SpoolError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'max_bytes'", [max_bytes])?;
+        enforce_limit(&tx, max_bytes)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Makes the next sequence number at least `floor + 1`.
@@ -76,10 +89,14 @@ impl Spool {
 
     /// Appends events (JSON text) in one transaction and returns their sequence numbers.
     pub fn append(&mut self, events: &[String]) -> Result<Vec<u64>, SpoolError> {
-        if let Some(e) = events.iter().find(|e| e.len() as u64 > self.max_bytes) {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let max_bytes: u64 =
+            tx.query_row("SELECT value FROM meta WHERE key = 'max_bytes'", [], |r| r.get(0))?;
+        if let Some(e) = events.iter().find(|e| e.len() as u64 > max_bytes) {
             return Err(SpoolError::TooLarge(e.len()));
         }
-        let tx = self.conn.transaction()?;
         let mut seqs = Vec::with_capacity(events.len());
         let mut added = 0u64;
         {
@@ -90,38 +107,8 @@ impl Spool {
                 added += e.len() as u64;
             }
         }
-        let mut bytes: u64 = tx.query_row(
-            "UPDATE meta SET value = value + ?1 WHERE key = 'bytes' RETURNING value",
-            [added],
-            |r| r.get(0),
-        )?;
-        let mut dropped = 0u64;
-        if bytes > self.max_bytes {
-            // Drop just enough of the oldest events to get under the limit.
-            let excess = bytes - self.max_bytes;
-            let (mut freed, mut cut) = (0u64, 0u64);
-            {
-                let mut st =
-                    tx.prepare_cached("SELECT seq, LENGTH(CAST(body AS BLOB)) FROM spool ORDER BY seq")?;
-                let mut rows = st.query([])?;
-                while freed < excess {
-                    let Some(r) = rows.next()? else { break };
-                    cut = r.get(0)?;
-                    freed += r.get::<_, u64>(1)?;
-                    dropped += 1;
-                }
-            }
-            tx.execute("DELETE FROM spool WHERE seq <= ?1", [cut])?;
-            bytes = bytes.saturating_sub(freed);
-        }
-        if dropped > 0 {
-            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'bytes'", [bytes])?;
-            tx.execute(
-                "UPDATE meta SET value = value + ?1 WHERE key = 'dropped_total'",
-                [dropped],
-            )?;
-            tracing::warn!(dropped, "spool full: dropped the oldest events");
-        }
+        tx.execute("UPDATE meta SET value = value + ?1 WHERE key = 'bytes'", [added])?;
+        enforce_limit(&tx, max_bytes)?;
         tx.commit()?;
         Ok(seqs)
     }
@@ -187,6 +174,38 @@ impl Spool {
     }
 }
 
+/// Drops just enough of the oldest events to bring the spool under `max_bytes`,
+/// and counts them.
+fn enforce_limit(tx: &rusqlite::Transaction<'_>, max_bytes: u64) -> Result<(), SpoolError> {
+    let bytes: u64 = tx.query_row("SELECT value FROM meta WHERE key = 'bytes'", [], |r| r.get(0))?;
+    if bytes <= max_bytes {
+        return Ok(());
+    }
+    let excess = bytes - max_bytes;
+    let (mut freed, mut cut, mut dropped) = (0u64, 0u64, 0u64);
+    {
+        let mut st = tx.prepare_cached("SELECT seq, LENGTH(CAST(body AS BLOB)) FROM spool ORDER BY seq")?;
+        let mut rows = st.query([])?;
+        while freed < excess {
+            let Some(r) = rows.next()? else { break };
+            cut = r.get(0)?;
+            freed += r.get::<_, u64>(1)?;
+            dropped += 1;
+        }
+    }
+    tx.execute("DELETE FROM spool WHERE seq <= ?1", [cut])?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'bytes'",
+        [bytes.saturating_sub(freed)],
+    )?;
+    tx.execute(
+        "UPDATE meta SET value = value + ?1 WHERE key = 'dropped_total'",
+        [dropped],
+    )?;
+    tracing::warn!(dropped, "spool full: dropped the oldest events");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +220,7 @@ mod tests {
     #[test]
     fn append_peek_ack_keeps_order_and_never_reuses_seq() {
         let p = tmp("order");
-        let mut s = Spool::open(&p, 1 << 20).unwrap();
+        let mut s = Spool::open(&p).unwrap();
         let seqs = s.append(&["a".into(), "b".into(), "c".into()]).unwrap();
         assert_eq!(seqs, vec![1, 2, 3]);
         let got = s.peek(2, 1000).unwrap();
@@ -217,7 +236,7 @@ mod tests {
             }
         );
         drop(s);
-        let mut s = Spool::open(&p, 1 << 20).unwrap();
+        let mut s = Spool::open(&p).unwrap();
         assert_eq!(s.append(&["d".into()]).unwrap(), vec![4]);
         s.raise_seq_floor(100).unwrap();
         assert_eq!(s.append(&["e".into()]).unwrap(), vec![101]);
@@ -228,7 +247,8 @@ mod tests {
     #[test]
     fn full_spool_drops_oldest_and_counts() {
         let p = tmp("full");
-        let mut s = Spool::open(&p, 10_000).unwrap();
+        let mut s = Spool::open(&p).unwrap();
+        s.set_max_bytes(10_000).unwrap();
         let ev = "x".repeat(100);
         for _ in 0..3 {
             s.append(&vec![ev.clone(); 50]).unwrap();
@@ -250,7 +270,7 @@ mod tests {
     #[test]
     fn peek_respects_the_byte_budget_but_returns_at_least_one() {
         let p = tmp("budget");
-        let mut s = Spool::open(&p, 1 << 20).unwrap();
+        let mut s = Spool::open(&p).unwrap();
         s.append(&["x".repeat(500), "y".repeat(500), "z".into()]).unwrap();
         assert_eq!(s.peek(10, 100).unwrap().len(), 1);
         assert_eq!(s.peek(10, 1000).unwrap().len(), 2);

@@ -616,3 +616,45 @@ fn quickstart_serves_enrolls_a_local_agent_and_stops_on_ctrl_c() {
     let f = std::fs::OpenOptions::new().write(true).open(agent_lock).unwrap();
     assert!(f.try_lock().is_ok(), "the local agent stopped too");
 }
+
+#[test]
+fn a_full_spool_drops_the_oldest_events_and_the_collector_learns_how_many() {
+    let mut c = Collector::init();
+    c.start();
+    let mut a = Agent::new("tiny-spool");
+    let id = a.enroll(&c.token(&[]));
+    a.write_config(
+        "[spool]\nmax_bytes = 1048576\n[shipper]\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n\
+         [heartbeat]\ninterval = \"1s\"\n",
+    );
+    c.stop();
+    a.start();
+    // About 260 bytes each: 6,001 events do not fit in 1 MiB.
+    a.inject(3000);
+    a.inject(3001);
+    let st = a.status();
+    let dropped = st["spool"]["dropped_total"].as_u64().unwrap();
+    let kept = st["spool"]["events"].as_u64().unwrap();
+    assert!(dropped > 0, "{st}");
+    assert_eq!(dropped + kept, 6001, "{st}");
+    assert!(st["spool"]["bytes"].as_u64().unwrap() <= 1048576);
+    c.start();
+    wait_for(Duration::from_secs(30), "the kept events", || {
+        (c.stored_count(&id) == kept).then_some(())
+    });
+    let seqs = c.stored_seqs(&id);
+    assert_eq!(
+        seqs.first().copied(),
+        Some(dropped + 1),
+        "the oldest were dropped, the newest kept"
+    );
+    let ev = wait_for(Duration::from_secs(10), "an agent.spool_dropped event", || {
+        c.events(&["--kind", "agent.spool_dropped"]).into_iter().next()
+    });
+    assert_eq!(ev["canhgac"]["spool"]["dropped_total"], dropped);
+    let agents = c.cli_ok(&["agents", "list", "--json"]);
+    assert!(
+        agents.contains(&format!("\"dropped_total\":{dropped}")),
+        "{agents}"
+    );
+}
