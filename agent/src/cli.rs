@@ -67,12 +67,36 @@ pub enum Command {
     /// Agent configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// File integrity tools for the maintainer.
+    #[command(subcommand)]
+    Fim(FimCmd),
     /// Put synthetic test events into the spool (for tests and demos; marked as synthetic).
     Inject {
         #[command(flatten)]
         dir: StateDir,
         #[arg(long, default_value_t = 1)]
         count: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FimCmd {
+    /// Scan paths now: list every entry with its hash, or (--diff) the
+    /// differences from the agent's stored baseline. Changes nothing.
+    Scan {
+        #[command(flatten)]
+        dir: StateDir,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Compare with the stored baseline instead of listing entries.
+        #[arg(long)]
+        diff: bool,
+        /// Files larger than this many bytes are not hashed.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        max_hash_size: u64,
     },
 }
 
@@ -132,6 +156,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Status { dir, json } => status(&dir.resolve(&ConfigFile::default()), json),
+        Command::Fim(FimCmd::Scan {
+            dir,
+            paths,
+            json,
+            diff,
+            max_hash_size,
+        }) => {
+            let dir = dir.resolve(&ConfigFile::default());
+            crate::fim::cli::scan(&dir, &paths, json, diff, max_hash_size)
+        }
         Command::Config(ConfigCmd::Default) => {
             print!("{}", config::default_text());
             Ok(())

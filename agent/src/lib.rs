@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod enroll;
+pub mod fim;
 pub mod host;
 pub mod run;
 pub mod spool;

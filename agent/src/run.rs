@@ -30,6 +30,11 @@ impl EventSink {
     pub async fn send(&self, ev: Value) {
         let _ = self.0.send(ev).await;
     }
+
+    /// For sensor threads outside the async runtime.
+    pub fn blocking_send(&self, ev: Value) {
+        let _ = self.0.blocking_send(ev);
+    }
 }
 
 /// Central settings as cached in the state dir.
@@ -105,8 +110,15 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
     tracing::info!(agent = %creds.identity.agent_id, collectors = ?collectors, version = canhgac_proto::VERSION, "agent running");
 
     let (sink_tx, sink_rx) = mpsc::channel::<Value>(4096);
-    let _sink = EventSink(sink_tx);
+    let sink = EventSink(sink_tx);
     let writer = tokio::spawn(spool_writer(shared.clone(), sink_rx));
+    let fim = tokio::spawn(crate::fim::sensor(
+        shared.settings.subscribe(),
+        sink.clone(),
+        state_dir.to_path_buf(),
+        vec![state_dir.to_path_buf()],
+        stop.clone(),
+    ));
     let shipper = tokio::spawn(ship(
         shared.clone(),
         Client::new(collectors.clone(), tls.clone(), settings.shipper.request_timeout),
@@ -124,7 +136,8 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
         }
     }
     tracing::info!("stopping: finishing the batch in flight");
-    drop(_sink);
+    let _ = fim.await;
+    drop(sink);
     let _ = shipper.await;
     let _ = heart.await;
     let _ = writer.await;

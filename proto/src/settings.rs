@@ -39,6 +39,39 @@ interval = "30s"
 [log]
 # Log level: error, warn, info, debug or trace (or a tracing filter).
 level = "info"
+
+[fim]
+# File integrity monitoring: a baseline of watched paths, realtime change
+# notification (inotify / ReadDirectoryChangesW) and a periodic full rescan.
+enabled = true
+# Full rescan, which also catches what realtime notification missed.
+rescan_interval = "12h"
+# Quiet time after a change before it is examined (groups editor saves).
+debounce = "500ms"
+# Files larger than this are recorded without a hash (per path: max_hash_size).
+max_hash_size = 67108864
+# Hashing limits, so a rescan stays unnoticed on a workstation (0: no limit).
+hash_rate_mb = 50
+hash_files_per_sec = 0
+# File-name patterns never reported (editor and temporary files).
+temp_patterns = ["*.swp", "*.swx", "*~", ".#*", "*.tmp", "4913"]
+# More changes than this in one examination become one summary event plus
+# the detail list (fim.burst and fim.burst_detail), never one event each.
+burst_threshold = 100
+# Watched paths. Without any [[fim.paths]] the defaults of the OS are watched:
+#   Linux: /etc, /bin, /sbin, /usr/bin, /usr/sbin, /usr/local/bin, /boot,
+#          /root/.ssh, /var/spool/cron, systemd unit directories
+#          (/etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system)
+#   Windows: C:\Windows\System32\drivers\etc, the all-users and per-user
+#          Startup folders, C:\Windows\System32\Tasks,
+#          C:\Windows\System32\GroupPolicy, C:\Windows\System32\drivers
+# Symbolic links are recorded, never followed. Example:
+# [[fim.paths]]
+# path = "/var/www"
+# recursive = true
+# exclude = ["*/cache/*", "*.log"]
+# realtime = true
+# max_hash_size = 67108864
 "#;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -52,6 +85,68 @@ pub struct AgentSettings {
     pub heartbeat: HeartbeatSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub fim: FimSettings,
+}
+
+/// File integrity monitoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FimSettings {
+    pub enabled: bool,
+    #[serde(with = "duration_str")]
+    pub rescan_interval: Duration,
+    #[serde(with = "duration_str")]
+    pub debounce: Duration,
+    pub max_hash_size: u64,
+    /// Hashing rate limit in MB/s; 0 means no limit.
+    pub hash_rate_mb: u64,
+    /// Files hashed per second at most; 0 means no limit.
+    pub hash_files_per_sec: u64,
+    pub temp_patterns: Vec<String>,
+    pub burst_threshold: usize,
+    /// Watched paths; `None` means the defaults of the OS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<FimPath>>,
+}
+
+impl Default for FimSettings {
+    fn default() -> Self {
+        FimSettings {
+            enabled: true,
+            rescan_interval: Duration::from_secs(12 * 3600),
+            debounce: Duration::from_millis(500),
+            max_hash_size: 64 * 1024 * 1024,
+            hash_rate_mb: 50,
+            hash_files_per_sec: 0,
+            temp_patterns: ["*.swp", "*.swx", "*~", ".#*", "*.tmp", "4913"]
+                .map(String::from)
+                .to_vec(),
+            burst_threshold: 100,
+            paths: None,
+        }
+    }
+}
+
+/// One watched path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FimPath {
+    pub path: String,
+    #[serde(default = "yes")]
+    pub recursive: bool,
+    /// Glob patterns (matched against the full path) excluded from watching.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default = "yes")]
+    pub realtime: bool,
+    /// Overrides `fim.max_hash_size` for this path.
+    #[serde(default)]
+    pub max_hash_size: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +295,17 @@ impl AgentSettings {
         if self.heartbeat.interval < Duration::from_secs(1) {
             return Err("heartbeat.interval must be at least 1s".into());
         }
+        if self.fim.rescan_interval < Duration::from_secs(1) {
+            return Err("fim.rescan_interval must be at least 1s".into());
+        }
+        if self.fim.burst_threshold == 0 {
+            return Err("fim.burst_threshold must be at least 1".into());
+        }
+        for p in self.fim.paths.iter().flatten() {
+            if p.path.trim().is_empty() {
+                return Err("fim.paths: a path is empty".into());
+            }
+        }
         Ok(())
     }
 }
@@ -245,6 +351,18 @@ mod tests {
             AgentSettings::from_table("default", t).unwrap(),
             AgentSettings::default()
         );
+    }
+
+    #[test]
+    fn fim_paths_parse_with_defaults_per_entry() {
+        let t =
+            AgentSettings::parse("f", "[[fim.paths]]\npath = \"/srv/www\"\nexclude = [\"*.log\"]\n").unwrap();
+        let s = AgentSettings::from_table("f", t).unwrap();
+        let p = &s.fim.paths.unwrap()[0];
+        assert!(p.recursive && p.realtime);
+        assert_eq!(p.exclude, vec!["*.log".to_string()]);
+        assert!(AgentSettings::parse("f", "[[fim.paths]]\npath = \"/x\"\nrecursiv = false\n").is_err());
+        assert!(AgentSettings::parse("f", "[[fim.paths]]\npath = \" \"\n").is_err());
     }
 
     #[test]

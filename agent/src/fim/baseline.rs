@@ -1,0 +1,260 @@
+//! The file-integrity baseline: one row per path, in SQLite in the state
+//! dir, so it survives restarts and is never held in memory as a whole.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::entry::Entry;
+
+pub const FILE_NAME: &str = "fim.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("baseline database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("baseline row for {0} is damaged: {1}")]
+    Damaged(String, String),
+}
+
+pub struct Baseline {
+    conn: Connection,
+}
+
+/// Baseline updates: a path and its new entry, or `None` to forget it.
+pub type Rows = Vec<(PathBuf, Option<Entry>)>;
+
+fn key(p: &Path) -> &[u8] {
+    p.as_os_str().as_encoded_bytes()
+}
+
+fn from_key(b: Vec<u8>) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt as _;
+        PathBuf::from(std::ffi::OsString::from_vec(b))
+    }
+    #[cfg(not(unix))]
+    {
+        // Keys are WTF-8; names with unpaired surrogates (not valid UTF-8) are rare
+        // on Windows and come back with replacement characters rather than unsafely.
+        PathBuf::from(String::from_utf8_lossy(&b).into_owned())
+    }
+}
+
+fn decode(path: &[u8], data: &str) -> Result<Entry, BaselineError> {
+    serde_json::from_str(data)
+        .map_err(|e| BaselineError::Damaged(String::from_utf8_lossy(path).into_owned(), e.to_string()))
+}
+
+impl Baseline {
+    pub fn open(path: &Path) -> Result<Self, BaselineError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// Opens read-only (for `fim scan --diff` beside a running agent).
+    pub fn open_read_only(path: &Path) -> Result<Self, BaselineError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(Baseline { conn })
+    }
+
+    fn init(conn: Connection) -> Result<Self, BaselineError> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS entries (path BLOB PRIMARY KEY, root TEXT NOT NULL, scan_gen INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS entries_by_root ON entries (root, scan_gen);
+             CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, scan_gen INTEGER NOT NULL, baselined_at TEXT);",
+        )?;
+        Ok(Baseline { conn })
+    }
+
+    pub fn get(&self, path: &Path) -> Result<Option<Entry>, BaselineError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT data FROM entries WHERE path = ?1")?;
+        let data: Option<String> = st.query_row([key(path)], |r| r.get(0)).optional()?;
+        data.map(|d| decode(key(path), &d)).transpose()
+    }
+
+    /// Writes entries (`None` deletes) in one transaction.
+    pub fn apply(
+        &mut self,
+        root: &str,
+        scan_gen: i64,
+        rows: &[(PathBuf, Option<Entry>)],
+    ) -> Result<(), BaselineError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO entries (path, root, scan_gen, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM entries WHERE path = ?1")?;
+            for (p, e) in rows {
+                match e {
+                    Some(e) => {
+                        let data = serde_json::to_string(e).unwrap_or_default();
+                        put.execute(params![key(p), root, scan_gen, data])?;
+                    }
+                    None => {
+                        del.execute([key(p)])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks paths as seen in scan `scan_gen` without changing their entries.
+    pub fn touch(&mut self, scan_gen: i64, paths: &[PathBuf]) -> Result<(), BaselineError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE entries SET scan_gen = ?2 WHERE path = ?1")?;
+            for p in paths {
+                st.execute(params![key(p), scan_gen])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Entries strictly below `dir`.
+    pub fn under(&self, dir: &Path) -> Result<Vec<(PathBuf, Entry)>, BaselineError> {
+        let sep = std::path::MAIN_SEPARATOR as u8;
+        let mut lo = key(dir).to_vec();
+        if lo.last() != Some(&sep) {
+            lo.push(sep);
+        }
+        let mut hi = lo.clone();
+        if let Some(last) = hi.last_mut() {
+            *last += 1;
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path, data FROM entries WHERE path >= ?1 AND path < ?2")?;
+        let rows = st.query_map([&lo, &hi], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (p, d) = r?;
+            let e = decode(&p, &d)?;
+            out.push((from_key(p), e));
+        }
+        Ok(out)
+    }
+
+    /// Entries of `root` not seen in scan `scan_gen`.
+    pub fn unseen(&self, root: &str, scan_gen: i64) -> Result<Vec<(PathBuf, Entry)>, BaselineError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path, data FROM entries WHERE root = ?1 AND scan_gen != ?2")?;
+        let rows = st.query_map(params![root, scan_gen], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (p, d) = r?;
+            let e = decode(&p, &d)?;
+            out.push((from_key(p), e));
+        }
+        Ok(out)
+    }
+
+    /// The root's scan generation and whether it has a complete baseline.
+    pub fn root_state(&self, root: &str) -> Result<(i64, bool), BaselineError> {
+        let r: Option<(i64, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT scan_gen, baselined_at FROM roots WHERE root = ?1",
+                [root],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(r.map(|(g, b)| (g, b.is_some())).unwrap_or((0, false)))
+    }
+
+    /// Records a finished full scan of `root` as generation `scan_gen`.
+    pub fn finish_scan(&mut self, root: &str, scan_gen: i64) -> Result<(), BaselineError> {
+        self.conn.execute(
+            "INSERT INTO roots (root, scan_gen, baselined_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (root) DO UPDATE SET scan_gen = ?2, baselined_at = COALESCE(baselined_at, ?3)",
+            params![root, scan_gen, canhgac_proto::event::now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn count(&self, root: &str) -> Result<u64, BaselineError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM entries WHERE root = ?1", [root], |r| {
+                r.get(0)
+            })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::{HashState, Kind};
+    use super::*;
+
+    fn e(size: u64) -> Entry {
+        Entry {
+            kind: Kind::File,
+            size,
+            mode: Some(0o644),
+            uid: Some(0),
+            gid: Some(0),
+            owner_sid: None,
+            attributes: None,
+            mtime_ns: Some(1),
+            ctime_ns: Some(1),
+            inode: Some(size),
+            dev: Some(1),
+            nlink: Some(1),
+            target: None,
+            sha256: None,
+            hash: HashState::Hashed,
+        }
+    }
+
+    #[test]
+    fn stores_finds_and_lists_by_prefix_and_generation() {
+        let d = std::env::temp_dir().join(format!("canhgac-baseline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut b = Baseline::open(&d.join(FILE_NAME)).unwrap();
+        let rows: Vec<(PathBuf, Option<Entry>)> = ["/w/a", "/w/a/x", "/w/a/y", "/w/ab", "/w/b"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (PathBuf::from(p), Some(e(i as u64))))
+            .collect();
+        b.apply("/w", 1, &rows).unwrap();
+        assert_eq!(b.get(Path::new("/w/a/x")).unwrap(), Some(e(1)));
+        let under: Vec<PathBuf> = b
+            .under(Path::new("/w/a"))
+            .unwrap()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(
+            under,
+            vec![PathBuf::from("/w/a/x"), PathBuf::from("/w/a/y")],
+            "/w/ab is not under /w/a"
+        );
+        b.touch(2, &[PathBuf::from("/w/a"), PathBuf::from("/w/b")])
+            .unwrap();
+        assert_eq!(b.unseen("/w", 2).unwrap().len(), 3);
+        b.apply("/w", 2, &[(PathBuf::from("/w/a/x"), None)]).unwrap();
+        assert_eq!(b.get(Path::new("/w/a/x")).unwrap(), None);
+        assert_eq!(b.root_state("/w").unwrap(), (0, false));
+        b.finish_scan("/w", 2).unwrap();
+        assert_eq!(b.root_state("/w").unwrap(), (2, true));
+        assert_eq!(b.count("/w").unwrap(), 4);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
