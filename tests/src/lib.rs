@@ -262,6 +262,21 @@ impl Collector {
         c
     }
 
+    /// Stored events with a row id above `after`, oldest first, as (id, event).
+    pub fn events_after(&self, after: i64) -> Vec<(i64, Value)> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT id, body FROM events WHERE id > ?1 ORDER BY id")
+            .unwrap();
+        st.query_map([after], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|r| {
+                let (id, body) = r.unwrap();
+                (id, serde_json::from_str(&body).unwrap())
+            })
+            .collect()
+    }
+
     /// Number of agent-sent events stored for an agent.
     pub fn stored_count(&self, agent_id: &str) -> u64 {
         self.db()
@@ -306,6 +321,8 @@ interval = "1s"
 pub struct Agent {
     pub dir: TempDir,
     pub host_id: String,
+    /// Run the agent as this uid and gid instead of the test's user.
+    pub run_as: Option<(u32, u32)>,
     child: Option<Child>,
     log_index: u32,
 }
@@ -317,6 +334,7 @@ impl Agent {
         Agent {
             dir,
             host_id: host_id.to_string(),
+            run_as: None,
             child: None,
             log_index: 0,
         }
@@ -370,7 +388,21 @@ impl Agent {
     }
 
     pub fn run_command(&self) -> Command {
-        let mut c = Command::new(bin("canhgac-agent"));
+        let mut c = match &self.run_as {
+            // Run unprivileged: setpriv (util-linux) drops to the given uid/gid.
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                    "--",
+                ]);
+                c.arg(bin("canhgac-agent"));
+                c
+            }
+            None => Command::new(bin("canhgac-agent")),
+        };
         c.args(["run", "--state-dir"])
             .arg(self.state_dir())
             .arg("--config")

@@ -42,6 +42,14 @@ fn from_key(b: Vec<u8>) -> PathBuf {
     }
 }
 
+/// The (device, inode) identity of a file, for finding its other names (hard links).
+fn ino_key(e: &Entry) -> Option<String> {
+    match (e.dev, e.inode) {
+        (Some(d), Some(i)) if e.kind != super::entry::Kind::Dir => Some(format!("{d}:{i}")),
+        _ => None,
+    }
+}
+
 fn decode(path: &[u8], data: &str) -> Result<Entry, BaselineError> {
     serde_json::from_str(data)
         .map_err(|e| BaselineError::Damaged(String::from_utf8_lossy(path).into_owned(), e.to_string()))
@@ -65,8 +73,10 @@ impl Baseline {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS entries (path BLOB PRIMARY KEY, root TEXT NOT NULL, scan_gen INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID;
+            "CREATE TABLE IF NOT EXISTS entries (path BLOB PRIMARY KEY, root TEXT NOT NULL, scan_gen INTEGER NOT NULL,
+                ino TEXT, data TEXT NOT NULL) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS entries_by_root ON entries (root, scan_gen);
+             CREATE INDEX IF NOT EXISTS entries_by_ino ON entries (ino);
              CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, scan_gen INTEGER NOT NULL, baselined_at TEXT);",
         )?;
         Ok(Baseline { conn })
@@ -90,14 +100,14 @@ impl Baseline {
         let tx = self.conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO entries (path, root, scan_gen, data) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO entries (path, root, scan_gen, ino, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut del = tx.prepare_cached("DELETE FROM entries WHERE path = ?1")?;
             for (p, e) in rows {
                 match e {
                     Some(e) => {
                         let data = serde_json::to_string(e).unwrap_or_default();
-                        put.execute(params![key(p), root, scan_gen, data])?;
+                        put.execute(params![key(p), root, scan_gen, ino_key(e), data])?;
                     }
                     None => {
                         del.execute([key(p)])?;
@@ -120,6 +130,22 @@ impl Baseline {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Other recorded names of the same file (hard links), by device and inode.
+    pub fn same_file(&self, e: &Entry) -> Result<Vec<PathBuf>, BaselineError> {
+        let (Some(d), Some(i)) = (e.dev, e.inode) else {
+            return Ok(vec![]);
+        };
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM entries WHERE ino = ?1")?;
+        let rows = st.query_map([format!("{d}:{i}")], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(from_key)
+            .collect())
     }
 
     /// Entries strictly below `dir`.

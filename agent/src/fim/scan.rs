@@ -251,6 +251,16 @@ pub fn examine(
                 continue;
             }
         };
+        // Link counts change on a file's other names without a notification for
+        // them: look at those names too when a name with links comes or goes.
+        let linked = match (&old, &new) {
+            (None, Some(n)) if n.nlink.unwrap_or(1) > 1 => Some(n.clone()),
+            (Some(o), None) if o.nlink.unwrap_or(1) > 1 => Some(o.clone()),
+            _ => None,
+        };
+        if let Some(e) = linked {
+            queue.extend(baseline.same_file(&e)?.into_iter().filter(|x| *x != p));
+        }
         let slot = per_root.entry(root.key.clone()).or_default();
         if let Some((action, changed)) = compare(old.as_ref(), new.as_ref()) {
             slot.0.push(Change {

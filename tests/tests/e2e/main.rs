@@ -2,4 +2,5 @@
 //! One test binary (faster to link); one module per capability.
 
 mod console;
+mod fim;
 mod foundation;
