@@ -128,7 +128,7 @@ fn sha256(data: &[u8]) -> String {
 fn every_kind_of_change(realtime: bool, rescan: &str, within: Duration) {
     let mut r = Rig::new(&["w"], realtime, rescan);
     let p = |r: &Rig, n: &str| r.path(&format!("w/{n}")).to_str().unwrap().to_string();
-    let mut check = |r: &mut Rig, action: &str, name: &str| {
+    let check = |r: &mut Rig, action: &str, name: &str| {
         let path = p(r, name);
         let (ev, took) = r.expect("fim.file", action, Some(&path), within + Duration::from_secs(3));
         assert!(
