@@ -112,11 +112,25 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
     let (sink_tx, sink_rx) = mpsc::channel::<Value>(4096);
     let sink = EventSink(sink_tx);
     let writer = tokio::spawn(spool_writer(shared.clone(), sink_rx));
+    let health = crate::health::Health::new(sink.clone());
     let fim = tokio::spawn(crate::fim::sensor(
         shared.settings.subscribe(),
         sink.clone(),
+        health.clone(),
         state_dir.to_path_buf(),
         vec![state_dir.to_path_buf()],
+        stop.clone(),
+    ));
+    let av = tokio::spawn(crate::av::sensor(
+        shared.settings.subscribe(),
+        sink.clone(),
+        health.clone(),
+        stop.clone(),
+    ));
+    let fw = tokio::spawn(crate::firewall::sensor(
+        shared.settings.subscribe(),
+        sink.clone(),
+        health.clone(),
         stop.clone(),
     ));
     let shipper = tokio::spawn(ship(
@@ -128,6 +142,7 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
         shared.clone(),
         Client::new(collectors, tls, settings.shipper.request_timeout),
         creds.identity.machine_id.clone(),
+        health.clone(),
         stop.clone(),
     ));
     while !*stop.borrow() {
@@ -137,6 +152,9 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
     }
     tracing::info!("stopping: finishing the batch in flight");
     let _ = fim.await;
+    let _ = av.await;
+    let _ = fw.await;
+    drop(health);
     drop(sink);
     let _ = shipper.await;
     let _ = heart.await;
@@ -314,6 +332,7 @@ async fn heartbeat(
     shared: Arc<Shared>,
     mut client: Client,
     machine_id: String,
+    health: crate::health::Health,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut inv = host::Inventory::new();
@@ -338,6 +357,7 @@ async fn heartbeat(
             spool_bytes: stats.bytes,
             dropped_total: stats.dropped_total,
             settings_version: current,
+            sensors: health.snapshot(),
         };
         match client
             .post_json::<_, HeartbeatReply>(wire::PATH_HEARTBEAT, &hb)

@@ -72,6 +72,43 @@ burst_threshold = 100
 # exclude = ["*/cache/*", "*.log"]
 # realtime = true
 # max_hash_size = 67108864
+
+[antivirus]
+# Antivirus status (Windows Security Center / Defender / known services on
+# Windows; ClamAV and products defined below on Linux) and detections.
+enabled = true
+# A full status snapshot this often; changes are reported as they are seen.
+interval = "10m"
+# Signatures older than this are reported as out of date by the agent (the
+# collector's rules apply the limit of each security level on top).
+stale_after = "7d"
+# ClamAV (Linux): clamd's config (for DatabaseDirectory and LogFile), and
+# overrides for both ("" = take them from clamd_conf, then the defaults
+# /var/lib/clamav and /var/log/clamav/clamav.log).
+clamd_conf = "/etc/clamav/clamd.conf"
+clamav_db_dir = ""
+clamd_log = ""
+# Other products, e.g. Kaspersky Endpoint Security for Linux:
+# [[antivirus.products]]
+# name = "Kaspersky Endpoint Security for Linux"
+# process = "kesl"                  # running process that means "on"
+# signature_path = "/var/opt/kaspersky/kesl/common/updates"  # newest file's age counts
+
+[firewall]
+# Host firewall state and logged packets.
+enabled = true
+# A full state snapshot this often; changes are reported as they are seen.
+interval = "10m"
+# Logged packets are aggregated per source address and action over this window.
+window = "1m"
+# Raw log lines kept as a sample in each aggregated event.
+sample_lines = 5
+# Log prefixes (case-insensitive substrings) that mean a drop or an allow;
+# other prefixes count as drops.
+drop_prefixes = ["BLOCK", "DROP", "REJECT", "DENY", "AUDIT INVALID"]
+allow_prefixes = ["ALLOW", "ACCEPT"]
+# Windows: pfirewall.log to follow ("" = the path configured in Windows).
+pfirewall_log = ""
 "#;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -87,6 +124,83 @@ pub struct AgentSettings {
     pub log: LogSettings,
     #[serde(default)]
     pub fim: FimSettings,
+    #[serde(default)]
+    pub antivirus: AntivirusSettings,
+    #[serde(default)]
+    pub firewall: FirewallSettings,
+}
+
+/// Antivirus status and detections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AntivirusSettings {
+    pub enabled: bool,
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    #[serde(with = "duration_str")]
+    pub stale_after: Duration,
+    pub clamd_conf: String,
+    pub clamav_db_dir: String,
+    pub clamd_log: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<GenericProduct>,
+}
+
+impl Default for AntivirusSettings {
+    fn default() -> Self {
+        AntivirusSettings {
+            enabled: true,
+            interval: Duration::from_secs(600),
+            stale_after: Duration::from_secs(7 * 86_400),
+            clamd_conf: "/etc/clamav/clamd.conf".into(),
+            clamav_db_dir: String::new(),
+            clamd_log: String::new(),
+            products: Vec::new(),
+        }
+    }
+}
+
+/// An antivirus product known by a process and a signature directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericProduct {
+    pub name: String,
+    /// Process name whose presence means the product runs.
+    pub process: String,
+    /// File or directory whose newest modification time is the signature age.
+    #[serde(default)]
+    pub signature_path: Option<String>,
+}
+
+/// Host firewall state and events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallSettings {
+    pub enabled: bool,
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    #[serde(with = "duration_str")]
+    pub window: Duration,
+    pub sample_lines: usize,
+    pub drop_prefixes: Vec<String>,
+    pub allow_prefixes: Vec<String>,
+    pub pfirewall_log: String,
+}
+
+impl Default for FirewallSettings {
+    fn default() -> Self {
+        FirewallSettings {
+            enabled: true,
+            interval: Duration::from_secs(600),
+            window: Duration::from_secs(60),
+            sample_lines: 5,
+            drop_prefixes: ["BLOCK", "DROP", "REJECT", "DENY", "AUDIT INVALID"]
+                .map(String::from)
+                .to_vec(),
+            allow_prefixes: ["ALLOW", "ACCEPT"].map(String::from).to_vec(),
+            pfirewall_log: String::new(),
+        }
+    }
 }
 
 /// File integrity monitoring.
@@ -297,6 +411,13 @@ impl AgentSettings {
         }
         if self.fim.rescan_interval < Duration::from_secs(1) {
             return Err("fim.rescan_interval must be at least 1s".into());
+        }
+        if self.antivirus.interval < Duration::from_secs(1) || self.firewall.interval < Duration::from_secs(1)
+        {
+            return Err("antivirus.interval and firewall.interval must be at least 1s".into());
+        }
+        if self.firewall.window < Duration::from_secs(1) || self.firewall.window > Duration::from_secs(3600) {
+            return Err("firewall.window must be between 1s and 1h".into());
         }
         if self.fim.burst_threshold == 0 {
             return Err("fim.burst_threshold must be at least 1".into());

@@ -111,6 +111,28 @@ pub struct Heartbeat {
     pub dropped_total: u64,
     /// Version of the central settings the agent is running with (0: none).
     pub settings_version: i64,
+    /// Health of each sensor.
+    #[serde(default)]
+    pub sensors: Vec<SensorStatus>,
+}
+
+/// Health of one sensor of an agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorStatus {
+    /// `fim`, `antivirus`, `firewall.state`, `firewall.log`, …
+    pub sensor: String,
+    /// `running`, `degraded` (partly working) or `inactive`.
+    pub state: String,
+    /// Why it is not simply running, e.g. "no permission to read /dev/kmsg".
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Last time the sensor read its source successfully (RFC 3339).
+    #[serde(default)]
+    pub last_success: Option<String>,
+    /// Malformed input skipped so far (lines, records).
+    #[serde(default)]
+    pub malformed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

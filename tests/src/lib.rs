@@ -114,6 +114,8 @@ fn output_ok(out: Output, what: &str) -> String {
 /// A collector with its own data dir and loopback ports.
 pub struct Collector {
     pub dir: TempDir,
+    /// Run `serve` inside this network namespace.
+    pub netns: Option<String>,
     pub agent_port: u16,
     pub console_port: u16,
     pub admin_password: String,
@@ -140,6 +142,7 @@ impl Collector {
             .to_string();
         Collector {
             dir,
+            netns: None,
             agent_port: free_port(),
             console_port: free_port(),
             admin_password,
@@ -181,7 +184,15 @@ impl Collector {
         assert!(self.child.is_none(), "collector already running");
         self.log_index += 1;
         let log = std::fs::File::create(self.log_path(self.log_index)).unwrap();
-        let child = Command::new(bin("canhgac-collector"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("canhgac-collector"));
+                c
+            }
+            None => Command::new(bin("canhgac-collector")),
+        };
+        let child = cmd
             .args(["serve", "--data-dir"])
             .arg(self.data_dir())
             .args(["--agent-listen", &self.agent_addr()])
@@ -193,6 +204,17 @@ impl Collector {
             .spawn()
             .expect("start collector");
         self.child = Some(child);
+        if self.netns.is_some() {
+            // Its loopback is not ours: wait for the log line that says it listens.
+            let log = self.log_path(self.log_index);
+            wait_for(Duration::from_secs(20), "collector serving", || {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|l| l.contains("collector serving"))
+                    .map(|_| ())
+            });
+            return;
+        }
         let ports = [self.agent_port, self.console_port];
         wait_for(Duration::from_secs(20), "collector listeners", || {
             ports
@@ -323,6 +345,8 @@ pub struct Agent {
     pub host_id: String,
     /// Run the agent as this uid and gid instead of the test's user.
     pub run_as: Option<(u32, u32)>,
+    /// Run the agent inside this network namespace.
+    pub netns: Option<String>,
     child: Option<Child>,
     log_index: u32,
 }
@@ -330,23 +354,33 @@ pub struct Agent {
 impl Agent {
     pub fn new(host_id: &str) -> Self {
         let dir = TempDir::new("agent");
-        std::fs::write(dir.path().join("agent.toml"), FAST_AGENT_CONFIG).unwrap();
-        Agent {
+        let a = Agent {
             dir,
             host_id: host_id.to_string(),
             run_as: None,
+            netns: None,
             child: None,
             log_index: 0,
-        }
+        };
+        a.write_config(FAST_AGENT_CONFIG);
+        a
     }
 
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
-    /// Replaces the agent's config file (read at the next start).
+    /// Replaces the agent's config file (read at the next start). Sensors the
+    /// text does not configure are switched off, so a test only pays for
+    /// the sensors it is about.
     pub fn write_config(&self, text: &str) {
-        std::fs::write(self.dir.path().join("agent.toml"), text).unwrap();
+        let mut t = text.to_string();
+        for section in ["fim", "antivirus", "firewall"] {
+            if !t.contains(&format!("[{section}]")) && !t.contains(&format!("[[{section}.")) {
+                t.push_str(&format!("\n[{section}]\nenabled = false\n"));
+            }
+        }
+        std::fs::write(self.dir.path().join("agent.toml"), t).unwrap();
     }
 
     /// Runs `enroll`; returns the output, success or not.
@@ -388,26 +422,31 @@ impl Agent {
     }
 
     pub fn run_command(&self) -> Command {
-        let mut c = match &self.run_as {
-            // Run unprivileged: setpriv (util-linux) drops to the given uid/gid.
-            Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    &format!("--reuid={uid}"),
-                    &format!("--regid={gid}"),
-                    "--clear-groups",
-                    "--",
-                ]);
-                c.arg(bin("canhgac-agent"));
-                c
-            }
-            None => Command::new(bin("canhgac-agent")),
-        };
+        let mut c = self.command_base();
         c.args(["run", "--state-dir"])
             .arg(self.state_dir())
             .arg("--config")
             .arg(self.dir.path().join("agent.toml"));
         c.env("NO_COLOR", "1");
+        c
+    }
+
+    /// The agent binary, wrapped in `ip netns exec` and `setpriv` (util-linux,
+    /// to run unprivileged) as configured.
+    fn command_base(&self) -> Command {
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns.as_str()].map(Into::into));
+        }
+        if let Some((uid, gid)) = &self.run_as {
+            argv.push("setpriv".into());
+            argv.push(format!("--reuid={uid}").into());
+            argv.push(format!("--regid={gid}").into());
+            argv.extend(["--clear-groups", "--"].map(Into::into));
+        }
+        argv.push(bin("canhgac-agent").into());
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
         c
     }
 
@@ -473,4 +512,129 @@ pub fn read_all(mut r: impl std::io::Read) -> String {
     let mut s = String::new();
     let _ = r.read_to_string(&mut s);
     s
+}
+
+/// Two network namespaces joined by a veth pair, made for one test and
+/// removed when dropped: `host` (where the agent runs) and `peer` (where the
+/// traffic comes from). Addresses are in 10.213.N.0/24, N unique per pair.
+pub struct NetPair {
+    pub host: String,
+    pub peer: String,
+    pub host_ip: String,
+    pub peer_ip: String,
+    /// A second address on the peer, for traffic from another source.
+    pub peer_ip2: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl NetPair {
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n =
+            (std::process::id() % 200 + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) * 7) % 250 + 1;
+        let host = format!("cg-{tag}-{n}-h");
+        let peer = format!("cg-{tag}-{n}-p");
+        let (vh, vp) = (format!("cgv{n}h"), format!("cgv{n}p"));
+        let pair = NetPair {
+            host: host.clone(),
+            peer: peer.clone(),
+            host_ip: format!("10.213.{n}.1"),
+            peer_ip: format!("10.213.{n}.2"),
+            peer_ip2: format!("10.213.{n}.3"),
+        };
+        ip(&["netns", "add", &host]);
+        ip(&["netns", "add", &peer]);
+        ip(&["link", "add", &vh, "type", "veth", "peer", "name", &vp]);
+        ip(&["link", "set", &vh, "netns", &host]);
+        ip(&["link", "set", &vp, "netns", &peer]);
+        ip(&[
+            "-n",
+            &host,
+            "addr",
+            "add",
+            &format!("{}/24", pair.host_ip),
+            "dev",
+            &vh,
+        ]);
+        ip(&[
+            "-n",
+            &peer,
+            "addr",
+            "add",
+            &format!("{}/24", pair.peer_ip),
+            "dev",
+            &vp,
+        ]);
+        ip(&[
+            "-n",
+            &peer,
+            "addr",
+            "add",
+            &format!("{}/24", pair.peer_ip2),
+            "dev",
+            &vp,
+        ]);
+        for (ns, dev) in [(&host, &vh), (&peer, &vp)] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        pair
+    }
+
+    /// Runs a command inside a namespace and returns its output.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Like [`NetPair::exec`], failing the test on a non-zero exit.
+    pub fn exec_ok(&self, ns: &str, args: &[&str]) -> String {
+        output_ok(self.exec(ns, args), &args.join(" "))
+    }
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        for ns in [&self.host, &self.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Sets a sysctl for the life of the guard, restoring the old value after.
+pub struct Sysctl {
+    path: PathBuf,
+    old: String,
+}
+
+impl Sysctl {
+    pub fn set(name: &str, value: &str) -> Self {
+        let path = PathBuf::from("/proc/sys").join(name.replace('.', "/"));
+        let old = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("cannot set {name}: {e}"));
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if !self.old.is_empty() {
+            let _ = std::fs::write(&self.path, &self.old);
+        }
+    }
 }

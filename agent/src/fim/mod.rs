@@ -26,7 +26,10 @@ use canhgac_proto::settings::{AgentSettings, FimSettings};
 use notify::Watcher as _;
 use tokio::sync::{mpsc, watch};
 
+use crate::health::Health;
 use crate::run::EventSink;
+
+const SENSOR: &str = "fim";
 use baseline::Baseline;
 use diff::{Change, Names};
 use entry::Throttle;
@@ -44,6 +47,7 @@ enum Job {
 pub async fn sensor(
     mut settings: watch::Receiver<AgentSettings>,
     sink: EventSink,
+    health: Health,
     state_dir: PathBuf,
     own: Vec<PathBuf>,
     mut stop: watch::Receiver<bool>,
@@ -52,7 +56,7 @@ pub async fn sensor(
         let fim = settings.borrow_and_update().fim.clone();
         let run = async {
             if fim.enabled {
-                run_with(&fim, &sink, &state_dir, &own).await;
+                run_with(&fim, &sink, &health, &state_dir, &own).await;
             } else {
                 std::future::pending::<()>().await;
             }
@@ -75,7 +79,7 @@ pub async fn sensor(
     }
 }
 
-async fn run_with(fim: &FimSettings, sink: &EventSink, state_dir: &Path, own: &[PathBuf]) {
+async fn run_with(fim: &FimSettings, sink: &EventSink, health: &Health, state_dir: &Path, own: &[PathBuf]) {
     let roots = match scan::roots(fim, own) {
         Ok(r) => Arc::new(r),
         Err(e) => {
@@ -88,19 +92,23 @@ async fn run_with(fim: &FimSettings, sink: &EventSink, state_dir: &Path, own: &[
     let baseline = match Baseline::open(&state_dir.join(baseline::FILE_NAME)) {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(error = %e, "cannot open the file integrity baseline; sensor inactive");
+            health
+                .problem(SENSOR, true, format!("cannot open the baseline: {e}"))
+                .await;
             return std::future::pending().await;
         }
     };
     let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
     let worker = {
-        let (roots, sink, fim) = (roots.clone(), sink.clone(), fim.clone());
+        let (roots, sink, fim, health) = (roots.clone(), sink.clone(), fim.clone(), health.clone());
         std::thread::Builder::new()
             .name("fim-scan".into())
-            .spawn(move || worker(roots, baseline, fim, job_rx, sink))
+            .spawn(move || worker(roots, baseline, fim, job_rx, sink, health))
     };
     let Ok(worker) = worker else {
-        tracing::error!("cannot start the file integrity thread; sensor inactive");
+        health
+            .problem(SENSOR, true, "cannot start the scanning thread")
+            .await;
         return std::future::pending().await;
     };
     let _ = job_tx.send(Job::Scan((0..roots.len()).collect()));
@@ -122,7 +130,13 @@ async fn run_with(fim: &FimSettings, sink: &EventSink, state_dir: &Path, own: &[
     let mut watcher = match watcher {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::warn!(error = %e, "realtime file notification unavailable; relying on rescans");
+            health
+                .problem(
+                    SENSOR,
+                    false,
+                    format!("realtime notification unavailable ({e}); relying on rescans"),
+                )
+                .await;
             None
         }
     };
@@ -232,6 +246,7 @@ fn worker(
     fim: FimSettings,
     jobs: std::sync::mpsc::Receiver<Job>,
     sink: EventSink,
+    health: Health,
 ) {
     lower_priority();
     let mut throttle = Throttle::new(fim.hash_rate_mb, fim.hash_files_per_sec);
@@ -288,6 +303,11 @@ fn worker(
                             emit(&sink, root, out.changes, &fim, &names);
                         }
                         Err(ScanError::Root(p)) => {
+                            let why = match &p {
+                                RootProblem::Missing => format!("{} does not exist", root.key),
+                                RootProblem::Unreadable(e) => format!("{} cannot be read: {e}", root.key),
+                            };
+                            health.problem_blocking(SENSOR, false, why);
                             if problems.get(&i) != Some(&p) {
                                 let (action, detail) = match &p {
                                     RootProblem::Missing => {
@@ -306,8 +326,13 @@ fn worker(
                                 problems.insert(i, p);
                             }
                         }
-                        Err(ScanError::Baseline(e)) => tracing::error!(error = %e, "baseline failure"),
+                        Err(ScanError::Baseline(e)) => {
+                            health.problem_blocking(SENSOR, false, format!("baseline failure: {e}"))
+                        }
                     }
+                }
+                if problems.is_empty() {
+                    health.ok_blocking(SENSOR);
                 }
             }
             Job::Examine(paths) => match scan::examine(&roots, paths, &mut baseline, &mut throttle) {

@@ -1,6 +1,7 @@
 //! End-to-end tests: real binaries, real TLS on loopback, real SQLite.
 //! One test binary (faster to link); one module per capability.
 
+mod av_firewall;
 mod console;
 mod fim;
 mod foundation;
