@@ -16,3 +16,5 @@ pub mod state;
 pub mod tail;
 pub mod tls;
 pub mod winevent;
+#[cfg(windows)]
+pub mod winlog;

@@ -324,6 +324,8 @@ pub async fn sensor(
     let mut previous: Option<Vec<AvProduct>> = None;
     let mut last_snapshot: Option<Instant> = None;
     let mut follower: Option<crate::tail::Follower> = None;
+    #[cfg(windows)]
+    let mut detection_logs = crate::winlog::DetectionLogs::default();
     loop {
         let av = settings.borrow_and_update().antivirus.clone();
         if av.enabled {
@@ -374,6 +376,16 @@ pub async fn sensor(
                             )
                             .await
                     }
+                }
+            }
+            #[cfg(windows)]
+            {
+                let (found, problems) = detection_logs.read();
+                for d in &found {
+                    sink.send(detection_event(d)).await;
+                }
+                if let Some(p) = problems.first() {
+                    health.problem("antivirus.detections", false, p.clone()).await;
                 }
             }
             tokio::select! {

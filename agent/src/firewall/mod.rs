@@ -97,6 +97,21 @@ fn change(
     ev.into_value()
 }
 
+/// A change the Windows firewall logged (rule added, firewall disabled, …).
+pub fn windows_change_event(c: &winevents::FwChange) -> Value {
+    let mut ev = Event::new(DATASET_CHANGE, &c.action)
+        .set("event.category", json!(["configuration"]))
+        .set("event.type", json!(["change"]))
+        .message(c.detail.clone());
+    if let Some(r) = &c.rule {
+        ev = ev.set("rule.name", r.as_str());
+    }
+    if let Some(p) = &c.profile {
+        ev = ev.set("firewall.profile", p.as_str());
+    }
+    ev.into_value()
+}
+
 /// Change events between two states.
 pub fn changes(before: &FwState, after: &FwState) -> Vec<Value> {
     let mut out = Vec::new();
@@ -330,8 +345,21 @@ pub async fn sensor(
     let mut source_retry = Instant::now();
     let mut fw = settings.borrow_and_update().firewall.clone();
     let mut agg = aggregate::Aggregator::new(fw.window, fw.sample_lines);
+    #[cfg(windows)]
+    let mut change_logs = crate::winlog::FirewallLogs::default();
     loop {
         if fw.enabled {
+            #[cfg(windows)]
+            {
+                let (found, bad, problems) = change_logs.read();
+                for c in &found {
+                    sink.send(windows_change_event(c)).await;
+                }
+                health.malformed(SENSOR_LOG, bad);
+                if let Some(p) = problems.first() {
+                    health.problem("firewall.events", false, p.clone()).await;
+                }
+            }
             let check = fw.interval.min(Duration::from_secs(30));
             if last_check.is_none_or(|t| t.elapsed() >= check) {
                 last_check = Some(Instant::now());
@@ -462,6 +490,20 @@ mod tests {
         let ev = &changes(&on, &state(false, "block", 3))[1];
         assert_eq!(ev["firewall"]["profile"], "nftables");
         assert_eq!(ev["firewall"]["enabled"], false);
+    }
+
+    #[test]
+    fn windows_changes_become_events() {
+        let c = winevents::FwChange {
+            action: "rule-added".into(),
+            rule: Some("Allow <script>".into()),
+            profile: Some("public".into()),
+            detail: "rule added".into(),
+        };
+        let ev = windows_change_event(&c);
+        canhgac_proto::event::validate(&ev).unwrap();
+        assert_eq!(ev["event"]["action"], "rule-added");
+        assert_eq!(ev["rule"]["name"], "Allow <script>");
     }
 
     #[test]

@@ -171,3 +171,28 @@ pub fn log_path() -> Option<PathBuf> {
         .or_else(|| profiles.iter().find_map(|(_, l, _)| l.log_path.clone()));
     Some(expand_log_path(configured.as_deref(), &system_root()))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Windows only (under wine in the cross-build): the reads work whatever this machine has.
+
+    use super::*;
+
+    #[test]
+    fn state_always_has_the_three_profiles() {
+        let s = state();
+        let names: Vec<&str> = s.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["domain", "private", "public"]);
+        eprintln!("{s:#?}");
+    }
+
+    #[test]
+    fn log_path_is_a_log_file() {
+        let p = log_path().unwrap();
+        assert!(
+            p.to_string_lossy().to_ascii_lowercase().ends_with(".log"),
+            "{}",
+            p.display()
+        );
+    }
+}
