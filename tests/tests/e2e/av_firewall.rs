@@ -288,7 +288,7 @@ fn firewall_state_scans_and_floods_in_network_namespaces() {
             break;
         }
     }
-    assert!(events >= 1 && events <= 8, "{events} events for the flood");
+    assert!((1..=8).contains(&events), "{events} events for the flood");
     assert!(total >= 5_000, "the events count the flood's packets: {total}");
 
     // A forged "packet log" written to the kernel log by a process is not taken.
