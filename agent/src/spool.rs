@@ -210,16 +210,26 @@ fn enforce_limit(tx: &rusqlite::Transaction<'_>, max_bytes: u64) -> Result<(), S
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
+    /// A spool file in a temporary directory removed when the guard drops.
+    struct Tmp(std::path::PathBuf);
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tmp(name: &str) -> (Tmp, std::path::PathBuf) {
         let d = std::env::temp_dir().join(format!("canhgac-spool-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        d.join(FILE_NAME)
+        let file = d.join(FILE_NAME);
+        (Tmp(d), file)
     }
 
     #[test]
     fn append_peek_ack_keeps_order_and_never_reuses_seq() {
-        let p = tmp("order");
+        let (_dir, p) = tmp("order");
         let mut s = Spool::open(&p).unwrap();
         let seqs = s.append(&["a".into(), "b".into(), "c".into()]).unwrap();
         assert_eq!(seqs, vec![1, 2, 3]);
@@ -246,7 +256,7 @@ mod tests {
 
     #[test]
     fn full_spool_drops_oldest_and_counts() {
-        let p = tmp("full");
+        let (_dir, p) = tmp("full");
         let mut s = Spool::open(&p).unwrap();
         s.set_max_bytes(10_000).unwrap();
         let ev = "x".repeat(100);
@@ -269,7 +279,7 @@ mod tests {
 
     #[test]
     fn peek_respects_the_byte_budget_but_returns_at_least_one() {
-        let p = tmp("budget");
+        let (_dir, p) = tmp("budget");
         let mut s = Spool::open(&p).unwrap();
         s.append(&["x".repeat(500), "y".repeat(500), "z".into()]).unwrap();
         assert_eq!(s.peek(10, 100).unwrap().len(), 1);
