@@ -76,6 +76,10 @@ pub enum Command {
         dir: StateDir,
         #[arg(long, default_value_t = 1)]
         count: u64,
+        /// A JSON object laid over each synthetic event (e.g. to play a firewall
+        /// drop for a rule test); the synthetic marks are kept.
+        #[arg(long)]
+        template: Option<String>,
     },
 }
 
@@ -170,9 +174,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config::default_text());
             Ok(())
         }
-        Command::Inject { dir, count } => {
+        Command::Inject { dir, count, template } => {
             let dir = dir.resolve(&ConfigFile::default());
-            let (first, last) = inject(&dir, count)?;
+            let template = match template {
+                Some(t) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&t).context("--template is not valid JSON")?;
+                    anyhow::ensure!(v.is_object(), "--template must be a JSON object");
+                    Some(v)
+                }
+                None => None,
+            };
+            let (first, last) = inject(&dir, count, template.as_ref())?;
             println!(
                 "Injected {count} synthetic events (seq {first}..{last}) into {}",
                 dir.display()
@@ -183,7 +196,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Appends `count` synthetic events to the spool; returns the first and last seq.
-pub fn inject(dir: &std::path::Path, count: u64) -> anyhow::Result<(u64, u64)> {
+pub fn inject(
+    dir: &std::path::Path,
+    count: u64,
+    template: Option<&serde_json::Value>,
+) -> anyhow::Result<(u64, u64)> {
     state::read_identity(dir)
         .with_context(|| format!("{} holds no enrolled agent; enroll first", dir.display()))?;
     let mut sp = spool::Spool::open(&dir.join(spool::FILE_NAME))?;
@@ -191,17 +208,33 @@ pub fn inject(dir: &std::path::Path, count: u64) -> anyhow::Result<(u64, u64)> {
     let mut i = 0u64;
     while i < count {
         let n = (count - i).min(1000);
-        let texts: Vec<String> = (i..i + n)
+        let texts = (i..i + n)
             .map(|k| {
-                Event::new(dataset::SYNTHETIC, "synthetic")
-                    .set("labels.synthetic", true)
-                    .set("canhgac.synthetic.index", k + 1)
-                    .set("canhgac.synthetic.count", count)
+                let mut ev = Event::new(dataset::SYNTHETIC, "synthetic")
                     .message(format!("synthetic test event {} of {count}", k + 1))
-                    .into_value()
-                    .to_string()
+                    .into_value();
+                if let (Some(serde_json::Value::Object(t)), serde_json::Value::Object(m)) =
+                    (template, &mut ev)
+                {
+                    for (key, v) in t {
+                        merge_json(m, key, v);
+                    }
+                }
+                if let serde_json::Value::Object(m) = &mut ev {
+                    canhgac_proto::event::set_path(m, "labels.synthetic", true.into());
+                    canhgac_proto::event::set_path(m, "canhgac.synthetic.index", (k + 1).into());
+                    canhgac_proto::event::set_path(m, "canhgac.synthetic.count", count.into());
+                }
+                ev
             })
-            .collect();
+            .collect::<Vec<serde_json::Value>>()
+            .into_iter()
+            .map(|ev| {
+                canhgac_proto::event::validate(&ev)
+                    .map_err(|e| anyhow::anyhow!("--template makes an invalid event: {e}"))?;
+                Ok(ev.to_string())
+            })
+            .collect::<anyhow::Result<Vec<String>>>()?;
         let seqs = sp.append(&texts)?;
         if first == 0 {
             first = seqs.first().copied().unwrap_or(0);
@@ -210,6 +243,20 @@ pub fn inject(dir: &std::path::Path, count: u64) -> anyhow::Result<(u64, u64)> {
         i += n;
     }
     Ok((first, last))
+}
+
+/// Lays `v` over `m[key]`: objects merge, anything else replaces.
+fn merge_json(m: &mut serde_json::Map<String, serde_json::Value>, key: &str, v: &serde_json::Value) {
+    match (m.get_mut(key), v) {
+        (Some(serde_json::Value::Object(a)), serde_json::Value::Object(b)) => {
+            for (k, x) in b {
+                merge_json(a, k, x);
+            }
+        }
+        _ => {
+            m.insert(key.to_string(), v.clone());
+        }
+    }
 }
 
 fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
