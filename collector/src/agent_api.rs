@@ -221,6 +221,7 @@ async fn events(
     let store = app.store.clone();
     let id = agent.agent_id.clone();
     let stored = blocking(move || store.ingest(&id, rows, dropped)).await?;
+    app.rules_wake.notify_one();
     tracing::debug!(agent = %agent.agent_id, stored, acked = last, "batch committed");
     Ok(axum::Json(BatchAck {
         acked_seq: last,

@@ -83,6 +83,15 @@ pub enum Command {
     /// Console users.
     #[command(subcommand)]
     Users(UsersCmd),
+    /// Alerts raised by the rules.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
+    /// Groups of agents and their security levels (cấp độ 1-5).
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// Rule files: check, test, list, import Sigma rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
     /// One-command first look: a data dir in ./canhgac-data, the collector, and a local agent.
     Quickstart {
         /// Where to keep the demo's data.
@@ -143,6 +152,85 @@ pub enum AgentsCmd {
         #[command(flatten)]
         dir: DataDir,
         id: String,
+    },
+    /// Move an agent to another group (and so to that group's security level).
+    SetGroup {
+        #[command(flatten)]
+        dir: DataDir,
+        id: String,
+        group: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsCmd {
+    /// List alerts, most recent first.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+        /// open, acknowledged or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        /// informational, low, medium, high or critical.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsCmd {
+    /// List groups with their levels.
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Create a group at a security level.
+    Create {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+        #[arg(long)]
+        level: u8,
+    },
+    /// Change a group's security level; its hosts' rules follow at once.
+    SetLevel {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+        level: u8,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Validate rule files (the built-in packs with DIR's files laid over them).
+    Check { dir: Option<PathBuf> },
+    /// Run every rule's examples.
+    Test { dir: Option<PathBuf> },
+    /// Show the effective rules, optionally those of one security level.
+    List {
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        level: Option<u8>,
+    },
+    /// Convert Sigma rules into canhgac rule files, reporting what cannot be converted and why.
+    ImportSigma {
+        /// A Sigma rule file or a directory of them.
+        path: PathBuf,
+        /// Where to write the converted files [default: <data-dir>/rules, which a running collector reloads].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        dir: DataDir,
     },
 }
 
@@ -348,11 +436,176 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("User {name} ({role}) created. Password (shown once): {pw}");
             Ok(())
         }
+        Command::Agents(AgentsCmd::SetGroup { dir, id, group }) => {
+            let (_, store) = open(&dir)?;
+            store.set_agent_group(&id, &group, &cli_actor())?;
+            println!("Agent {id} moved to group {group}.");
+            Ok(())
+        }
+        Command::Alerts(AlertsCmd::List {
+            dir,
+            status,
+            severity,
+            rule,
+            agent,
+            limit,
+            json,
+        }) => {
+            let (_, store) = open(&dir)?;
+            let f = crate::store::AlertFilter {
+                status,
+                severity,
+                rule_id: rule,
+                agent_id: agent,
+                limit,
+            };
+            for a in store.list_alerts(&f)? {
+                if json {
+                    let v = serde_json::json!({
+                        "id": a.id, "rule_id": a.rule_id, "severity": a.severity, "status": a.status,
+                        "host": a.host, "agent_id": a.agent_id, "group": a.group, "level": a.level,
+                        "count": a.count, "first_seen": a.first_seen, "last_seen": a.last_seen,
+                        "title": a.title_en, "title_vi": a.title_vi, "kind": a.kind,
+                    });
+                    println!("{v}");
+                } else {
+                    println!(
+                        "{:>6} {:<9} {:<13} {:<20} {:>6} {} {}",
+                        a.id,
+                        a.severity,
+                        a.status,
+                        printable(&a.host),
+                        a.count,
+                        a.last_seen,
+                        printable(&a.title_en)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Groups(g) => groups_cmd(g),
+        Command::Rules(r) => rules_cmd(r),
         Command::Quickstart {
             dir,
             agent_listen,
             console_listen,
         } => crate::quickstart::run(&dir, &agent_listen, &console_listen),
+    }
+}
+
+fn groups_cmd(g: GroupsCmd) -> anyhow::Result<()> {
+    match g {
+        GroupsCmd::List { dir } => {
+            let (_, store) = open(&dir)?;
+            for (name, level) in store.list_groups()? {
+                println!("{:<24} level {level}", printable(&name));
+            }
+            Ok(())
+        }
+        GroupsCmd::Create { dir, name, level } => {
+            let (_, store) = open(&dir)?;
+            store.create_group(&name, level, &cli_actor())?;
+            println!("Group {name} created at level {level}.");
+            Ok(())
+        }
+        GroupsCmd::SetLevel { dir, name, level } => {
+            let (_, store) = open(&dir)?;
+            store.set_group_level(&name, level, &cli_actor())?;
+            println!("Group {name} is now at level {level}; its hosts' rules follow at once.");
+            Ok(())
+        }
+    }
+}
+
+fn load_rule_set(dir: Option<&Path>) -> anyhow::Result<canhgac_rules::RuleSet> {
+    canhgac_rules::RuleSet::load(dir).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} error(s) in the rule files; nothing was changed", errors.len())
+    })
+}
+
+fn rules_cmd(r: RulesCmd) -> anyhow::Result<()> {
+    match r {
+        RulesCmd::Check { dir } => {
+            let set = load_rule_set(dir.as_deref())?;
+            for w in set.warnings() {
+                eprintln!("warning: {w}");
+            }
+            println!("{} rules OK", set.rules().len());
+            Ok(())
+        }
+        RulesCmd::Test { dir } => {
+            let set = load_rule_set(dir.as_deref())?;
+            let failures = set.test_examples();
+            for f in &failures {
+                eprintln!(
+                    "{}: example {} should {}match: {}",
+                    f.rule,
+                    f.example,
+                    if f.expected_match { "" } else { "not " },
+                    f.message
+                );
+            }
+            anyhow::ensure!(failures.is_empty(), "{} example(s) failed", failures.len());
+            println!("{} rules, every example passed", set.rules().len());
+            Ok(())
+        }
+        RulesCmd::List { dir, level } => {
+            let set = load_rule_set(dir.as_deref())?;
+            for rule in set.rules() {
+                if level.is_some_and(|l| !rule.applies_to(l)) || !rule.enabled {
+                    continue;
+                }
+                let levels: Vec<String> = rule.levels.iter().map(|l| l.to_string()).collect();
+                println!(
+                    "{:<36} {:<13} {:<8} levels {:<10} {}",
+                    rule.id,
+                    rule.severity.as_str(),
+                    match rule.kind {
+                        canhgac_rules::Kind::Event => "event",
+                        canhgac_rules::Kind::Posture => "posture",
+                    },
+                    levels.join(","),
+                    rule.title.en
+                );
+            }
+            Ok(())
+        }
+        RulesCmd::ImportSigma { path, out, dir } => {
+            let out = out.unwrap_or_else(|| dir.data_dir.join("rules"));
+            let (converted, refused) = canhgac_rules::sigma::convert_path(&path);
+            for e in &refused {
+                eprintln!(
+                    "not converted: {}{}: {}",
+                    e.file,
+                    e.rule.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default(),
+                    e.reason
+                );
+            }
+            if !converted.is_empty() {
+                std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            }
+            for c in &converted {
+                let file = out.join(format!("{}.yml", c.id));
+                std::fs::write(&file, &c.yaml).with_context(|| format!("cannot write {}", file.display()))?;
+                println!("converted: {} -> {}", c.source_title, file.display());
+                for n in &c.notes {
+                    println!("  note: {n}");
+                }
+            }
+            let refused_rules: std::collections::HashSet<(&str, Option<&str>)> = refused
+                .iter()
+                .map(|e| (e.file.as_str(), e.rule.as_deref()))
+                .collect();
+            println!(
+                "{} converted, {} not converted",
+                converted.len(),
+                refused_rules.len()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -21,6 +21,25 @@ pub struct CollectorConfig {
     pub agents: Agents,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub rules: Rules,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// How often every host's posture is evaluated again (silence grows with
+    /// time; a group's level may change).
+    #[serde(with = "duration_str")]
+    pub posture_interval: Duration,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            posture_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +186,12 @@ default_level = 2
 silent_after = "4h"
 # How often silence is checked.
 silent_check_interval = "30s"
+
+[rules]
+# Built-in rule packs apply, with the YAML files in <data-dir>/rules laid over
+# them (same id: replaced). Files are reloaded when they change.
+# How often every host's posture (antivirus, firewall, silence...) is evaluated again.
+posture_interval = "60s"
 
 [log]
 # error, warn, info, debug, trace, or a tracing filter such as "info,canhgac_collector=debug".

@@ -9,6 +9,7 @@ pub mod console;
 pub mod net;
 pub mod pki;
 pub mod quickstart;
+pub mod rules_worker;
 pub mod serve;
 pub mod state;
 pub mod store;

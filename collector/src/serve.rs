@@ -58,7 +58,9 @@ pub async fn run(
     };
     tracing::info!(agents = %bound.agent, console = %bound.console, version = canhgac_proto::VERSION, "collector serving");
 
+    let rules_wake = Arc::new(tokio::sync::Notify::new());
     let app = Arc::new(App {
+        rules_wake: rules_wake.clone(),
         store: store.clone(),
         ca,
         config: cfg.clone(),
@@ -82,6 +84,14 @@ pub async fn run(
         rx.clone(),
         drain,
     ));
+    let rules = tokio::spawn(crate::rules_worker::run(
+        store.clone(),
+        data_dir.to_path_buf(),
+        cfg.agents.default_level,
+        cfg.rules.posture_interval,
+        rules_wake,
+        rx.clone(),
+    ));
     let silence = tokio::spawn(watch_silence(
         store.clone(),
         cfg.agents.silent_after,
@@ -101,6 +111,7 @@ pub async fn run(
     let _ = agents.await;
     let _ = consoles.await;
     let _ = silence.await;
+    let _ = rules.await;
     drop(app);
     // The last reference: joins the store writer after it commits what it holds.
     tokio::task::spawn_blocking(move || drop(store)).await.ok();

@@ -8,6 +8,8 @@ use crate::pki::Ca;
 use crate::store::Store;
 
 pub struct App {
+    /// Woken after every committed batch, so rules run at once.
+    pub rules_wake: Arc<tokio::sync::Notify>,
     pub store: Arc<dyn Store>,
     pub ca: Ca,
     pub config: CollectorConfig,

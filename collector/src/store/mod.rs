@@ -151,6 +151,98 @@ pub struct SilentAgent {
     pub last_seen: String,
 }
 
+/// What the rule worker needs to know about an agent.
+#[derive(Debug, Clone)]
+pub struct AgentContext {
+    pub agent_id: String,
+    pub hostname: String,
+    pub machine_id: String,
+    pub group: String,
+    pub level: u8,
+    pub last_seen: Option<String>,
+    pub silent: bool,
+    pub revoked: bool,
+    pub dropped_total: u64,
+    /// The last heartbeat, as stored (JSON).
+    pub inventory: Option<String>,
+    /// The posture state the rule worker keeps (JSON).
+    pub posture: Option<String>,
+}
+
+/// A rule that fired, to be recorded as a new alert or a repeat of an open one.
+#[derive(Debug, Clone)]
+pub struct AlertHit {
+    pub rule_id: String,
+    /// `event` or `posture`.
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub host: String,
+    pub group: String,
+    pub level: u8,
+    pub severity: String,
+    pub title_en: String,
+    pub title_vi: String,
+    pub dedup_key: String,
+    /// Repeats within this many seconds update the open alert (event rules).
+    pub window_secs: u64,
+    /// The evidence event, if any.
+    pub event_id: Option<i64>,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// The matching event or state (JSON), shown as the latest evidence.
+    pub body: String,
+}
+
+/// Everything one round of the rule worker decided, stored atomically.
+#[derive(Debug, Clone, Default)]
+pub struct RuleResults {
+    /// Events up to this id have been evaluated.
+    pub cursor: Option<i64>,
+    /// New posture state documents per agent.
+    pub states: Vec<(String, String)>,
+    pub hits: Vec<AlertHit>,
+    /// Per evaluated agent, the (rule, dedup key) of every posture rule that
+    /// matches now; open posture alerts of that agent not listed are resolved.
+    pub posture_current: Vec<(String, Vec<(String, String)>)>,
+}
+
+/// What recording results did, for notifications and logs.
+#[derive(Debug, Clone, Default)]
+pub struct AlertChanges {
+    pub opened: Vec<i64>,
+    pub updated: Vec<i64>,
+    pub resolved: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub rule_id: String,
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub host: String,
+    pub group: String,
+    pub level: u8,
+    pub severity: String,
+    pub status: String,
+    pub title_en: String,
+    pub title_vi: String,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub resolved_at: Option<String>,
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub rule_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub limit: u32,
+}
+
 /// The storage interface of the collector.
 pub trait Store: Send + Sync {
     // Enrollment tokens.
@@ -183,6 +275,20 @@ pub trait Store: Send + Sync {
     fn group_settings(&self, group: &str) -> Result<(i64, Option<String>)>;
     fn set_group_settings(&self, group: &str, toml: Option<&str>, actor: &str) -> Result<i64>;
     fn list_groups(&self) -> Result<Vec<(String, u8)>>;
+
+    fn create_group(&self, name: &str, level: u8, actor: &str) -> Result<()>;
+    fn set_group_level(&self, name: &str, level: u8, actor: &str) -> Result<()>;
+    fn set_agent_group(&self, agent_id: &str, group: &str, actor: &str) -> Result<()>;
+
+    // Rules and alerts.
+    /// Stored events with an id above `after`, oldest first.
+    fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>>;
+    /// The id of the last event the rule worker evaluated.
+    fn rules_cursor(&self) -> Result<i64>;
+    fn agent_contexts(&self) -> Result<Vec<AgentContext>>;
+    /// Records one round of rule results in one transaction.
+    fn apply_rule_results(&self, r: &RuleResults) -> Result<AlertChanges>;
+    fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>>;
 
     // Users, sessions, audit.
     fn create_user(&self, name: &str, role: &str, password_hash: &str, actor: &str) -> Result<()>;

@@ -5,3 +5,4 @@ mod av_firewall;
 mod console;
 mod fim;
 mod foundation;
+mod rules;
