@@ -650,6 +650,34 @@ pub fn structured_query(channel: &str, xpath: &str, after_record: u64) -> String
     )
 }
 
+/// The event as Elastic's `winlog.*` fields (what Sigma field mappings
+/// expect): channel, event id, record id, provider, computer, and every
+/// `EventData` value under `event_data.<Name without spaces>`.
+pub fn winlog_fields(ev: &WinEvent) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    for (name, value) in &ev.data {
+        let key: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+        if !key.is_empty() && !data.contains_key(&key) {
+            data.insert(key, serde_json::Value::String(value.clone()));
+        }
+    }
+    let mut w = serde_json::json!({
+        "event_id": ev.event_id,
+        "provider_name": ev.provider,
+        "event_data": data,
+    });
+    if let Some(c) = &ev.channel {
+        w["channel"] = c.clone().into();
+    }
+    if let Some(r) = ev.record_id {
+        w["record_id"] = r.into();
+    }
+    if let Some(c) = &ev.computer {
+        w["computer_name"] = c.clone().into();
+    }
+    w
+}
+
 #[cfg(test)]
 pub(crate) mod samples {
     //! Real event XML used by the tests of several modules.
@@ -938,6 +966,18 @@ pub(crate) mod samples {
 mod tests {
     use super::samples::*;
     use super::*;
+
+    #[test]
+    fn winlog_fields_follow_elastic_names() {
+        let ev = parse(samples::DEFENDER_1116).unwrap();
+        let w = winlog_fields(&ev);
+        assert_eq!(w["event_id"], 1116);
+        assert_eq!(w["channel"], "Microsoft-Windows-Windows Defender/Operational");
+        assert!(
+            w["event_data"]["ThreatName"].is_string(),
+            "spaces removed from data names: {w}"
+        );
+    }
 
     #[test]
     fn defender_1116_rendered_by_evtrender() {

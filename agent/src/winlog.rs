@@ -89,12 +89,14 @@ impl DetectionLogs {
     /// Detections since the last call, and problems reading the channels
     /// (a product that is not installed has no channel: that is not a problem
     /// if another channel works).
-    pub fn read(&mut self) -> (Vec<Detection>, Vec<String>) {
+    pub fn read(&mut self) -> (Vec<(Detection, serde_json::Value)>, Vec<String>) {
         let mut out = Vec::new();
         for f in &mut self.0 {
             let (evs, _) = f.read();
             out.extend(evs.iter().filter_map(|e| {
-                defender::detection_from_event(e).or_else(|| defender::kaspersky_detection_from_event(e))
+                defender::detection_from_event(e)
+                    .or_else(|| defender::kaspersky_detection_from_event(e))
+                    .map(|d| (d, winevent::winlog_fields(e)))
             }));
         }
         let problems = if self.0.iter().any(|f| f.reader.is_some()) {
@@ -126,13 +128,16 @@ impl Default for FirewallLogs {
 
 impl FirewallLogs {
     /// Firewall changes since the last call, with the malformed count and problems.
-    pub fn read(&mut self) -> (Vec<FwChange>, u64, Vec<String>) {
+    pub fn read(&mut self) -> (Vec<(FwChange, serde_json::Value)>, u64, Vec<String>) {
         let mut out = Vec::new();
         let mut bad = 0;
         for f in &mut self.0 {
             let (evs, b) = f.read();
             bad += b;
-            out.extend(evs.iter().filter_map(winevents::classify));
+            out.extend(
+                evs.iter()
+                    .filter_map(|e| winevents::classify(e).map(|c| (c, winevent::winlog_fields(e)))),
+            );
         }
         let problems = self.0.iter().filter_map(|f| f.last_error.clone()).collect();
         (out, bad, problems)

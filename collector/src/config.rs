@@ -109,6 +109,14 @@ pub struct Agents {
     /// How often silence is checked.
     #[serde(with = "duration_str")]
     pub silent_check_interval: Duration,
+    /// Office hours ("HH:MM-HH:MM", local time): agent silence that counts
+    /// against a level's limit is measured in these hours only, so machines
+    /// switched off at night or at the weekend raise nothing.
+    pub working_hours: String,
+    /// Working days (mon … sun).
+    pub working_days: Vec<String>,
+    /// Offset of local time from UTC ("+07:00" for Vietnam).
+    pub utc_offset: String,
 }
 
 impl Default for Agents {
@@ -118,6 +126,9 @@ impl Default for Agents {
             default_level: 2,
             silent_after: Duration::from_secs(4 * 3600),
             silent_check_interval: Duration::from_secs(30),
+            working_hours: "07:30-17:00".into(),
+            working_days: ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec(),
+            utc_offset: "+07:00".into(),
         }
     }
 }
@@ -186,6 +197,12 @@ default_level = 2
 silent_after = "4h"
 # How often silence is checked.
 silent_check_interval = "30s"
+# Office hours, local time: the silence that counts against a security level's
+# limit (rule agent-silent-*) is measured in these hours only, so machines
+# switched off at night or at the weekend raise nothing.
+working_hours = "07:30-17:00"
+working_days = ["mon", "tue", "wed", "thu", "fri"]
+utc_offset = "+07:00"
 
 [rules]
 # Built-in rule packs apply, with the YAML files in <data-dir>/rules laid over
@@ -232,6 +249,12 @@ impl CollectorConfig {
                 "agent_listener.max_batch_events must be above 0 and max_batch_bytes at least 1024".into(),
             );
         }
+        crate::rules_worker::WorkingTime::parse(
+            &self.agents.working_hours,
+            &self.agents.working_days,
+            &self.agents.utc_offset,
+        )
+        .map_err(|e| format!("agents: {e}"))?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",

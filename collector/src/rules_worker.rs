@@ -68,16 +68,94 @@ pub fn update_state(state: &mut Value, ev: &Value) -> bool {
     true
 }
 
+/// Office hours, for measuring silence that matters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkingTime {
+    start: chrono::NaiveTime,
+    end: chrono::NaiveTime,
+    days: Vec<chrono::Weekday>,
+    offset: chrono::FixedOffset,
+}
+
+impl WorkingTime {
+    pub fn parse(hours: &str, days: &[String], offset: &str) -> Result<Self, String> {
+        let (a, b) = hours
+            .split_once('-')
+            .ok_or_else(|| format!("working_hours {hours:?} is not HH:MM-HH:MM"))?;
+        let t = |x: &str| {
+            chrono::NaiveTime::parse_from_str(x.trim(), "%H:%M")
+                .map_err(|_| format!("working_hours {hours:?} is not HH:MM-HH:MM"))
+        };
+        let (start, end) = (t(a)?, t(b)?);
+        if end <= start {
+            return Err(format!("working_hours {hours:?} must end after it starts"));
+        }
+        let days = days
+            .iter()
+            .map(|d| {
+                d.parse::<chrono::Weekday>()
+                    .map_err(|_| format!("working_days: {d:?} is not a day (mon … sun)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let offset = chrono::DateTime::parse_from_rfc3339(&format!("2000-01-01T00:00:00{offset}"))
+            .map(|d| *d.offset())
+            .map_err(|_| format!("utc_offset {offset:?} is not like +07:00"))?;
+        Ok(WorkingTime {
+            start,
+            end,
+            days,
+            offset,
+        })
+    }
+
+    /// Hours of office time between `from` and `to` (at most 60 days are looked at).
+    pub fn hours_between(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> f64 {
+        use chrono::Datelike as _;
+        if to <= from {
+            return 0.0;
+        }
+        let from_l = from.with_timezone(&self.offset).naive_local();
+        let to_l = to.with_timezone(&self.offset).naive_local();
+        let mut day = from_l.date();
+        let last = to_l.date().min(day + chrono::Days::new(60));
+        let mut secs = 0i64;
+        while day <= last {
+            if self.days.contains(&day.weekday()) {
+                let a = day.and_time(self.start).max(from_l);
+                let b = day.and_time(self.end).min(to_l);
+                if b > a {
+                    secs += (b - a).num_seconds();
+                }
+            }
+            day = day + chrono::Days::new(1);
+        }
+        secs as f64 / 3600.0
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// The document posture rules see for one host (see rules/FORMAT.md).
-pub fn posture_doc(ctx: &AgentContext, state: &Value, now: chrono::DateTime<chrono::Utc>) -> Value {
-    let silent_hours = ctx
+/// `agent.silent_hours` counts office hours only; `agent.silent_hours_total` all of them.
+pub fn posture_doc(
+    ctx: &AgentContext,
+    state: &Value,
+    now: chrono::DateTime<chrono::Utc>,
+    work: &WorkingTime,
+) -> Value {
+    let last_seen = ctx
         .last_seen
         .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| {
-            ((now - t.with_timezone(&chrono::Utc)).num_seconds().max(0) as f64 / 3600.0 * 100.0).round()
-                / 100.0
-        });
+        .map(|t| t.with_timezone(&chrono::Utc));
+    let silent_hours = last_seen.map(|t| round2(work.hours_between(t, now)));
+    let silent_total = last_seen.map(|t| round2((now - t).num_seconds().max(0) as f64 / 3600.0));
     let inactive: Vec<String> = ctx
         .inventory
         .as_deref()
@@ -101,8 +179,9 @@ pub fn posture_doc(ctx: &AgentContext, state: &Value, now: chrono::DateTime<chro
         "canhgac": {"group": ctx.group, "level": ctx.level},
         "fim": {"baselined": state.pointer("/fim/baselined").and_then(Value::as_bool).unwrap_or(false)},
     });
-    if let Some(h) = silent_hours {
+    if let (Some(h), Some(t)) = (silent_hours, silent_total) {
         doc["agent"]["silent_hours"] = json!(h);
+        doc["agent"]["silent_hours_total"] = json!(t);
     }
     for key in ["antivirus", "firewall"] {
         if let Some(v) = state.get(key).filter(|v| !v.is_null()) {
@@ -152,6 +231,7 @@ pub async fn run(
     data_dir: PathBuf,
     default_level: u8,
     posture_interval: Duration,
+    work: WorkingTime,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -165,8 +245,16 @@ pub async fn run(
             tracing::error!(
                 "custom rules refused; running the built-in rules only until the files are fixed"
             );
-            RuleSet::builtin()
-                .unwrap_or_else(|_| RuleSet::from_rules(vec![]).unwrap_or_else(|_| unreachable_empty()))
+            match RuleSet::builtin() {
+                Ok(s) => s,
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::error!(error = %e, "built-in rule refused");
+                    }
+                    tracing::error!("no usable rules: alerts are not raised until this is fixed");
+                    return;
+                }
+            }
         }
     };
     tracing::info!(rules = set.rules().len(), "rules loaded");
@@ -274,7 +362,7 @@ pub async fn run(
             .filter(|c| !c.revoked && (all || touched.contains(&c.agent_id)))
         {
             let state = states.get(&c.agent_id).cloned().unwrap_or(json!({}));
-            let doc = posture_doc(c, &state, now);
+            let doc = posture_doc(c, &state, now, &work);
             let mut current = Vec::new();
             for hit in engine.posture(&doc, c.level) {
                 current.push((hit.rule_id.clone(), hit.dedup_key.clone()));
@@ -327,11 +415,49 @@ pub async fn run(
     }
 }
 
-/// An empty rule set cannot fail to build; this keeps the fallback total.
-fn unreachable_empty() -> RuleSet {
-    loop {
-        if let Ok(s) = RuleSet::from_rules(vec![]) {
-            return s;
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn silence_counts_office_hours_only() {
+        let days: Vec<String> = ["mon", "tue", "wed", "thu", "fri"].map(String::from).to_vec();
+        let w = WorkingTime::parse("07:30-17:00", &days, "+07:00").unwrap();
+        // Friday 17:00 to Monday 08:30, Vietnam time: one office hour.
+        let h = w.hours_between(t("2026-11-27T17:00:00+07:00"), t("2026-11-30T08:30:00+07:00"));
+        assert!((h - 1.0).abs() < 1e-9, "{h}");
+        // Overnight on a weekday: 16:00 to 08:00 the next day is 1 h + 0.5 h.
+        let h = w.hours_between(t("2026-11-25T16:00:00+07:00"), t("2026-11-26T08:00:00+07:00"));
+        assert!((h - 1.5).abs() < 1e-9, "{h}");
+        assert_eq!(
+            w.hours_between(t("2026-11-25T10:00:00Z"), t("2026-11-25T09:00:00Z")),
+            0.0
+        );
+        assert!(WorkingTime::parse("17:00-07:00", &days, "+07:00").is_err());
+        assert!(WorkingTime::parse("7-5", &days, "+07:00").is_err());
+        assert!(WorkingTime::parse("07:30-17:00", &["someday".into()], "+07:00").is_err());
+        assert!(WorkingTime::parse("07:30-17:00", &days, "Hanoi").is_err());
+    }
+
+    #[test]
+    fn posture_state_follows_snapshots() {
+        let mut st = json!({});
+        let ev = json!({"event": {"dataset": "antivirus.status", "action": "snapshot"}, "antivirus": {"enabled": false}});
+        assert!(update_state(&mut st, &ev));
+        assert!(!update_state(&mut st, &ev), "the same snapshot changes nothing");
+        assert_eq!(st["antivirus"]["enabled"], false);
+        let base = json!({"event": {"dataset": "fim.path", "action": "baselined"}});
+        assert!(update_state(&mut st, &base));
+        assert_eq!(st["fim"]["baselined"], true);
+        assert!(!update_state(
+            &mut st,
+            &json!({"event": {"dataset": "fim.file", "action": "created"}})
+        ));
     }
 }

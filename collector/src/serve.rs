@@ -89,6 +89,12 @@ pub async fn run(
         data_dir.to_path_buf(),
         cfg.agents.default_level,
         cfg.rules.posture_interval,
+        crate::rules_worker::WorkingTime::parse(
+            &cfg.agents.working_hours,
+            &cfg.agents.working_days,
+            &cfg.agents.utc_offset,
+        )
+        .map_err(|e| anyhow::anyhow!("agents: {e}"))?,
         rules_wake,
         rx.clone(),
     ));

@@ -72,9 +72,14 @@ pub fn snapshot_event(products: &[AvProduct], problems: &[String], stale_after: 
         .filter(|p| p.enabled != Some(false))
         .filter_map(|p| signature_age_days(p, now))
         .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.min(a))));
-    let current = products
+    // Whether some working product's signatures are current: unknown (null)
+    // when no product tells, rather than a false "out of date".
+    let verdicts: Vec<bool> = products
         .iter()
-        .any(|p| p.enabled != Some(false) && up_to_date(p, stale_after, now) == Some(true));
+        .filter(|p| p.enabled != Some(false))
+        .filter_map(|p| up_to_date(p, stale_after, now))
+        .collect();
+    let current = (!verdicts.is_empty()).then(|| verdicts.iter().any(|v| *v));
     let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
     let msg = if products.is_empty() {
         "no antivirus product found".to_string()
@@ -381,8 +386,10 @@ pub async fn sensor(
             #[cfg(windows)]
             {
                 let (found, problems) = detection_logs.read();
-                for d in &found {
-                    sink.send(detection_event(d)).await;
+                for (d, winlog) in found {
+                    let mut ev = detection_event(&d);
+                    ev["winlog"] = winlog;
+                    sink.send(ev).await;
                 }
                 if let Some(p) = problems.first() {
                     health.problem("antivirus.detections", false, p.clone()).await;
@@ -480,6 +487,13 @@ mod tests {
         assert_eq!(ev["antivirus"]["signatures_up_to_date"], true);
         let age = ev["antivirus"]["signature_age_days"].as_f64().unwrap();
         assert!((2.9..3.1).contains(&age), "{age}");
+        let mut unknown = product(true, true, 1);
+        unknown.signature_time = None;
+        let ev = snapshot_event(&[unknown], &[], WEEK);
+        assert!(
+            ev["antivirus"]["signatures_up_to_date"].is_null(),
+            "unknown is not out of date"
+        );
         let none = snapshot_event(&[], &["no antivirus product found".into()], WEEK);
         assert_eq!(none["antivirus"]["present"], false);
         assert_eq!(none["message"], "no antivirus product found");

@@ -17,7 +17,9 @@ pub fn escape(name: &OsStr) -> (String, bool) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
-                '\\' => {
+                // A literal backslash is escaped so that `\x..` stays unambiguous; on
+                // Windows it is the path separator and cannot be part of a name.
+                '\\' if cfg!(not(windows)) => {
                     out.push_str("\\\\");
                     escaped = true;
                 }

@@ -352,8 +352,10 @@ pub async fn sensor(
             #[cfg(windows)]
             {
                 let (found, bad, problems) = change_logs.read();
-                for c in &found {
-                    sink.send(windows_change_event(c)).await;
+                for (c, winlog) in found {
+                    let mut ev = windows_change_event(&c);
+                    ev["winlog"] = winlog;
+                    sink.send(ev).await;
                 }
                 health.malformed(SENSOR_LOG, bad);
                 if let Some(p) = problems.first() {
