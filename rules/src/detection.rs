@@ -24,6 +24,11 @@ use crate::yaml::{Kind, Node};
 /// Compiled-size limit for every regex (the `re` modifier and wildcard patterns).
 pub(crate) const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Most selections in one detection.
+pub(crate) const MAX_SELECTIONS: usize = 1000;
+/// Longest condition, in bytes.
+pub(crate) const MAX_CONDITION_LEN: usize = 8192;
+
 /// An error or warning at a line of the rule file.
 pub(crate) type Finding = (usize, String);
 
@@ -621,16 +626,32 @@ pub(crate) fn parse(
     let mut lines = Vec::new();
     let mut sels = Vec::new();
     let mut condition: Option<(&Node, &str)> = None;
+    let mut has_condition = false;
+    let mut too_many = false;
     for (k, v) in entries {
         let name = k.key_text();
         if name == "condition" {
+            has_condition = true;
             match &v.kind {
+                Kind::Str(s) if s.len() > MAX_CONDITION_LEN => {
+                    errors.push((
+                        v.line,
+                        format!("the condition is longer than {MAX_CONDITION_LEN} bytes"),
+                    ));
+                }
                 Kind::Str(s) => condition = Some((v, s)),
                 Kind::Seq(_) => errors.push((
                     v.line,
                     "`condition` must be one expression; join alternatives with `or`".into(),
                 )),
                 _ => errors.push((v.line, format!("`condition` must be a string, not {}", v.what()))),
+            }
+            continue;
+        }
+        if names.len() >= MAX_SELECTIONS {
+            if !too_many {
+                errors.push((k.line, format!("more than {MAX_SELECTIONS} selections")));
+                too_many = true;
             }
             continue;
         }
@@ -651,7 +672,9 @@ pub(crate) fn parse(
         errors.push((key_line, "`detection` has no selection".into()));
     }
     let Some((cnode, csrc)) = condition else {
-        errors.push((key_line, "`detection` has no `condition`".into()));
+        if !has_condition {
+            errors.push((key_line, "`detection` has no `condition`".into()));
+        }
         return None;
     };
     if errors.len() != before {

@@ -3,7 +3,8 @@
 //!
 //! Modules, one per concept as in hayabusa: `yaml` (YAML → a tree with line numbers), `rule`
 //! (types, parsing and validation), `detection` (selections, modifiers, matchers), `condition`
-//! (the condition language → an AST), `engine` (thresholds), `fields` (the known-field list).
+//! (the condition language → an AST), `engine` (thresholds), `fields` (the known-field list),
+//! `sigma` (Sigma rules → canhgac rule files).
 //!
 //! *Invariant:* everything is compiled when a rule loads (regexes once, literals lower-cased once,
 //! CIDRs parsed, `$params` resolved into per-level matchers); matching allocates only to fold the
@@ -15,6 +16,7 @@ mod detection;
 mod engine;
 mod fields;
 mod rule;
+pub mod sigma;
 mod yaml;
 
 use std::collections::HashMap;
@@ -32,8 +34,10 @@ use rule::Doc;
 
 include!(concat!(env!("OUT_DIR"), "/packs.rs"));
 
-/// A problem that keeps a rule file (or a rule in it) from loading.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A problem that keeps a rule file (or a rule in it) from loading. Displayed as
+/// `file:line: [rule] message` (the line and rule only when known).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {}{message}", at_line(.line), in_rule(.rule))]
 pub struct RuleError {
     pub file: String,
     /// 1-based line, when the problem has one.
@@ -43,22 +47,13 @@ pub struct RuleError {
     pub message: String,
 }
 
-impl std::fmt::Display for RuleError {
-    /// `file:line: [rule] message` (the line and rule only when known).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(l) = self.line {
-            write!(f, ":{l}")?;
-        }
-        f.write_str(": ")?;
-        if let Some(r) = &self.rule {
-            write!(f, "[{r}] ")?;
-        }
-        f.write_str(&self.message)
-    }
+fn at_line(line: &Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
 }
 
-impl std::error::Error for RuleError {}
+fn in_rule(rule: &Option<String>) -> String {
+    rule.as_ref().map(|r| format!("[{r}] ")).unwrap_or_default()
+}
 
 /// A rule example that did not behave as declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,4 +378,44 @@ fn read_dir(dir: &Path, errors: &mut Vec<RuleError>) -> Vec<(String, String)> {
     }
     out
 }
-pub mod sigma;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_and_failure_display() {
+        let e = |line, rule: Option<&str>| RuleError {
+            file: "f.yml".into(),
+            line,
+            rule: rule.map(str::to_string),
+            message: "bad".into(),
+        };
+        assert_eq!(e(Some(3), Some("r")).to_string(), "f.yml:3: [r] bad");
+        assert_eq!(e(Some(3), None).to_string(), "f.yml:3: bad");
+        assert_eq!(e(None, Some("r")).to_string(), "f.yml: [r] bad");
+        assert_eq!(e(None, None).to_string(), "f.yml: bad");
+        let f = |example, expected_match| ExampleFailure {
+            rule: "r".into(),
+            example,
+            expected_match,
+            message: "m".into(),
+        };
+        assert_eq!(f(2, true).to_string(), "[r] examples.match[2]: m");
+        assert_eq!(f(1, false).to_string(), "[r] examples.no_match[1]: m");
+        assert_eq!(f(0, true).to_string(), "[r] m");
+    }
+
+    #[test]
+    fn empty_and_default_sets() {
+        let set = RuleSet::from_rules(Vec::new()).unwrap();
+        assert!(set.rules().is_empty() && set.warnings().is_empty() && set.test_examples().is_empty());
+        assert_eq!(set.for_level(3).count(), 0);
+        assert!(RuleSet::parse_file("e.yml", "").unwrap().is_empty());
+        assert!(
+            RuleSet::parse_file("e.yml", "# nothing\n---\n")
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -304,37 +304,59 @@ const RULE_KEYS: &[&str] = &[
     "enabled",
 ];
 
+/// Most errors (and warnings) reported for one document; past that, one more says so.
+const MAX_FINDINGS: usize = 100;
+
 struct Ctx<'a> {
     file: &'a str,
     rule: Option<String>,
     errors: Vec<RuleError>,
     warnings: Vec<String>,
+    /// (line, message) already reported, so a message repeated per level appears once.
+    seen: std::collections::HashSet<(bool, usize, String)>,
 }
 
-impl Ctx<'_> {
-    fn err(&mut self, line: usize, message: impl Into<String>) {
-        let e = RuleError {
-            file: self.file.to_string(),
-            line: Some(line),
-            rule: self.rule.clone(),
-            message: message.into(),
-        };
-        if !self.errors.contains(&e) {
-            self.errors.push(e);
+impl<'a> Ctx<'a> {
+    fn new(file: &'a str) -> Self {
+        Ctx {
+            file,
+            rule: None,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            seen: Default::default(),
         }
     }
 
+    fn err(&mut self, line: usize, message: impl Into<String>) {
+        let message = message.into();
+        if self.errors.len() > MAX_FINDINGS || !self.seen.insert((true, line, message.clone())) {
+            return;
+        }
+        let message = if self.errors.len() == MAX_FINDINGS {
+            format!("more than {MAX_FINDINGS} errors; fix these first")
+        } else {
+            message
+        };
+        self.errors.push(RuleError {
+            file: self.file.to_string(),
+            line: Some(line),
+            rule: self.rule.clone(),
+            message,
+        });
+    }
+
     fn warn(&mut self, line: usize, message: impl Into<String>) {
+        let message = message.into();
+        if self.warnings.len() >= MAX_FINDINGS || !self.seen.insert((false, line, message.clone())) {
+            return;
+        }
         let w = RuleError {
             file: self.file.to_string(),
             line: Some(line),
             rule: self.rule.clone(),
-            message: message.into(),
-        }
-        .to_string();
-        if !self.warnings.contains(&w) {
-            self.warnings.push(w);
-        }
+            message,
+        };
+        self.warnings.push(w.to_string());
     }
 
     fn findings(&mut self, errors: Vec<Finding>, warnings: Vec<Finding>) {
@@ -370,12 +392,7 @@ pub(crate) fn parse_docs(file: &str, text: &str, builtin: bool) -> Result<Vec<Do
         if node.kind == YKind::Null {
             continue; // empty document (a trailing `---`, a file of comments)
         }
-        let mut ctx = Ctx {
-            file,
-            rule: None,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        };
+        let mut ctx = Ctx::new(file);
         let doc = parse_doc(&mut ctx, node, builtin);
         match doc {
             Some(d) if ctx.errors.is_empty() => out.push(d),

@@ -319,6 +319,15 @@ fn conditions() {
         "  filter:\n    - just a keyword\n    - process",
         "h.yml:18: [hostile-base] selection `filter`: a list must hold mappings of field conditions, not a string (keyword searches are not supported: use `field|contains: …`)",
     );
+    let long = format!("sel{}", " or sel".repeat(2000));
+    let e = errors(&BASE.replacen(cond, &long, 1));
+    assert_eq!(
+        e,
+        ["h.yml:24: [hostile-base] the condition is longer than 8192 bytes"]
+    );
+    let many: String = (0..1001).map(|i| format!("  s{i}: {{x: 1}}\n")).collect();
+    let e = errors(&BASE.replacen("  sel:\n", &format!("{many}  sel:\n"), 1));
+    assert_eq!(e, ["h.yml:1013: [hostile-base] more than 1000 selections"]);
     let deep = format!("{}sel{}", "(".repeat(100), ")".repeat(100));
     let e = errors(&BASE.replacen(cond, &deep, 1));
     assert!(e[0].contains("nests deeper than 64 levels"), "{e:?}");
