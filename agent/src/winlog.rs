@@ -81,6 +81,8 @@ impl Default for DetectionLogs {
                 "*[System[(EventID=1116 or EventID=1117)]]",
             ),
             Followed::new("Kaspersky Event Log", "*"),
+            // Kaspersky Endpoint Security writes its own channel.
+            Followed::new("Kaspersky Endpoint Security", "*"),
         ])
     }
 }
@@ -120,7 +122,7 @@ impl Default for FirewallLogs {
             ),
             Followed::new(
                 "System",
-                "*[System[Provider[@Name='Service Control Manager'] and (EventID=7036 or EventID=7040)]]",
+                "*[System[Provider[@Name='Service Control Manager'] and (EventID=7034 or EventID=7036 or EventID=7040)]]",
             ),
         ])
     }

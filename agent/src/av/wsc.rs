@@ -154,8 +154,8 @@ mod tests {
 
     #[test]
     fn third_party_values() {
-        // 266240 = 0x041000: antivirus, active, up to date (neophob.com; the value Kaspersky
-        // and other third-party products report when healthy).
+        // 266240 = 0x041000: a third-party antivirus, active, up to date (neophob.com's example;
+        // third-party products such as Kaspersky report provider 0x04 without the Microsoft bit).
         let s = decode(266240);
         assert_eq!((s.provider, s.scanner, s.signatures), (0x04, 0x10, 0x00));
         assert!(s.enabled && s.up_to_date && !s.microsoft());

@@ -223,7 +223,9 @@ fn open_source(fw: &canhgac_proto::settings::FirewallSettings) -> Result<PacketS
             }
             return Ok(PacketSource::File(
                 crate::tail::Follower::new(&path),
-                pfirewall::PfirewallParser::default(),
+                pfirewall::PfirewallParser::with_utc_offset(
+                    chrono::Local::now().offset().local_minus_utc() / 60,
+                ),
             ));
         }
         #[allow(unreachable_code)]
@@ -232,7 +234,7 @@ fn open_source(fw: &canhgac_proto::settings::FirewallSettings) -> Result<PacketS
         let path = std::path::PathBuf::from(&fw.pfirewall_log);
         Ok(PacketSource::File(
             crate::tail::Follower::new(&path),
-            pfirewall::PfirewallParser::default(),
+            pfirewall::PfirewallParser::with_utc_offset(chrono::Local::now().offset().local_minus_utc() / 60),
         ))
     } else {
         #[cfg(target_os = "linux")]
