@@ -159,12 +159,20 @@ impl Baseline {
         if let Some(last) = hi.last_mut() {
             *last += 1;
         }
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT path, data FROM entries WHERE path >= ?1 AND path < ?2")?;
-        let rows = st.query_map([&lo, &hi], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-        })?;
+        self.entries(
+            "SELECT path, data FROM entries WHERE path >= ?1 AND path < ?2",
+            params![lo, hi],
+        )
+    }
+
+    /// Runs a query returning (path, data) rows and decodes them.
+    fn entries(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<(PathBuf, Entry)>, BaselineError> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(args, |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
             let (p, d) = r?;
@@ -176,19 +184,10 @@ impl Baseline {
 
     /// Entries of `root` not seen in scan `scan_gen`.
     pub fn unseen(&self, root: &str, scan_gen: i64) -> Result<Vec<(PathBuf, Entry)>, BaselineError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT path, data FROM entries WHERE root = ?1 AND scan_gen != ?2")?;
-        let rows = st.query_map(params![root, scan_gen], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (p, d) = r?;
-            let e = decode(&p, &d)?;
-            out.push((from_key(p), e));
-        }
-        Ok(out)
+        self.entries(
+            "SELECT path, data FROM entries WHERE root = ?1 AND scan_gen != ?2",
+            params![root, scan_gen],
+        )
     }
 
     /// The root's scan generation and whether it has a complete baseline.
