@@ -331,11 +331,7 @@ pub async fn run(
         for e in &events {
             let c = e.agent_id.as_deref().and_then(|a| ctx.get(a).copied());
             let level = c.map(|c| c.level).unwrap_or(default_level);
-            let mut doc = e.event.clone();
-            if let Value::Object(m) = &mut doc {
-                canhgac_proto::event::set_path(m, "canhgac.level", json!(level));
-            }
-            for hit in engine.on_event(&doc, level, event_time(e)) {
+            for hit in engine.on_event(&e.event, level, event_time(e)) {
                 if let Some(h) =
                     hit_record(&engine, &hit, c, level, Some(e.id), e.timestamp.clone(), &e.event)
                 {

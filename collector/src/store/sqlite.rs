@@ -289,7 +289,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<IngestJob>) {
 }
 
 fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Vec<u64>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let received = now();
     let mut counts = Vec::with_capacity(jobs.len());
     {
@@ -534,7 +534,7 @@ fn update_host_facts(conn: &Connection, agent_id: &str, h: &HostFacts) -> rusqli
 impl Store for SqliteStore {
     fn create_token(&self, t: &TokenRecord, secret_sha256: &str, actor: &str) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Self::ensure_group(&tx, &t.group, self.default_level)?;
         tx.execute(
             "INSERT INTO tokens (id, secret_sha256, group_name, created_at, expires_at, max_uses, uses) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
@@ -564,7 +564,7 @@ impl Store for SqliteStore {
 
     fn revoke_token(&self, id: &str, actor: &str) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
             params![id, now()],
@@ -722,7 +722,9 @@ impl Store for SqliteStore {
 
     fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        // Immediate: a read-then-write transaction must take the write lock first,
+        // or SQLite refuses it when the event writer commits in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let was_silent: Option<(bool, String)> = tx
             .query_row(
                 "SELECT silent, hostname FROM agents WHERE id = ?1",
@@ -767,7 +769,7 @@ impl Store for SqliteStore {
 
     fn revoke_agent(&self, id: &str, actor: &str) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE agents SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
             params![id, now()],
@@ -782,7 +784,7 @@ impl Store for SqliteStore {
 
     fn flag_silent(&self, cutoff: &str, silent_after: &str) -> Result<Vec<SilentAgent>> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let found: Vec<SilentAgent> = {
             let mut st = tx.prepare(
                 "SELECT id, hostname, last_seen FROM agents
@@ -867,7 +869,7 @@ impl Store for SqliteStore {
 
     fn set_group_settings(&self, group: &str, toml: Option<&str>, actor: &str) -> Result<i64> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Self::ensure_group(&tx, group, self.default_level)?;
         let v: i64 = tx.query_row(
             "UPDATE groups SET settings_toml = ?2, settings_version = settings_version + 1 WHERE name = ?1
@@ -898,7 +900,7 @@ impl Store for SqliteStore {
     fn create_group(&self, name: &str, level: u8, actor: &str) -> Result<()> {
         check_level(level)?;
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "INSERT OR IGNORE INTO groups (name, level, created_at) VALUES (?1, ?2, ?3)",
             params![name, level, now()],
@@ -914,7 +916,7 @@ impl Store for SqliteStore {
     fn set_group_level(&self, name: &str, level: u8, actor: &str) -> Result<()> {
         check_level(level)?;
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let old: Option<u8> = tx
             .query_row("SELECT level FROM groups WHERE name = ?1", [name], |r| r.get(0))
             .optional()?;
@@ -938,7 +940,7 @@ impl Store for SqliteStore {
 
     fn set_agent_group(&self, agent_id: &str, group: &str, actor: &str) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: bool = tx.query_row("SELECT COUNT(*) FROM groups WHERE name = ?1", [group], |r| {
             r.get(0)
         })?;
@@ -1160,7 +1162,7 @@ impl Store for SqliteStore {
 
     fn create_user(&self, name: &str, role: &str, password_hash: &str, actor: &str) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "INSERT OR IGNORE INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![name, password_hash, role, now()],
@@ -1186,7 +1188,7 @@ impl Store for SqliteStore {
 
     fn record_login(&self, name: &str, ok: bool, lock_after: u32, lock_for_secs: i64) -> Result<()> {
         let mut conn = lock(&self.admin);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if ok {
             tx.execute(
                 "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?1",
