@@ -48,6 +48,7 @@ const KNOWN: &[&str] = &[
     "host.uptime",
     // posture document
     "agent.silent_hours",
+    "agent.cert_days_left",
     "agent.silent_hours_total",
     "agent.silent",
     "agent.dropped_total",

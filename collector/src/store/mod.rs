@@ -167,6 +167,8 @@ pub struct AgentContext {
     pub inventory: Option<String>,
     /// The posture state the rule worker keeps (JSON).
     pub posture: Option<String>,
+    /// Expiry of the agent's current client certificate (RFC 3339).
+    pub cert_not_after: Option<String>,
 }
 
 /// A rule that fired, to be recorded as a new alert or a repeat of an open one.

@@ -984,7 +984,8 @@ impl Store for SqliteStore {
         let conn = lock(&self.reader);
         let mut st = conn.prepare_cached(
             "SELECT a.id, a.hostname, a.machine_id, a.group_name, COALESCE(g.level, ?1), a.last_seen, a.silent,
-             a.revoked_at IS NOT NULL, a.dropped_total, a.inventory_json, a.posture_json
+             a.revoked_at IS NOT NULL, a.dropped_total, a.inventory_json, a.posture_json,
+             (SELECT MAX(c.not_after) FROM agent_certs c WHERE c.agent_id = a.id AND c.retired_at IS NULL)
              FROM agents a LEFT JOIN groups g ON g.name = a.group_name",
         )?;
         let rows = st
@@ -1001,6 +1002,7 @@ impl Store for SqliteStore {
                     dropped_total: r.get(8)?,
                     inventory: r.get(9)?,
                     posture: r.get(10)?,
+                    cert_not_after: r.get(11)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
