@@ -179,7 +179,11 @@ pub fn posture_doc(
         "canhgac": {"group": ctx.group, "level": ctx.level},
         "fim": {"baselined": state.pointer("/fim/baselined").and_then(Value::as_bool).unwrap_or(false)},
     });
-    if let Some(exp) = ctx.cert_not_after.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+    if let Some(exp) = ctx
+        .cert_not_after
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    {
         let days = (exp.with_timezone(&chrono::Utc) - now).num_seconds() as f64 / 86_400.0;
         doc["agent"]["cert_days_left"] = json!(round2(days));
     }
