@@ -75,7 +75,6 @@ impl Baseline {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS entries (path BLOB PRIMARY KEY, root TEXT NOT NULL, scan_gen INTEGER NOT NULL,
                 ino TEXT, data TEXT NOT NULL) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS entries_by_root ON entries (root, scan_gen);
              CREATE INDEX IF NOT EXISTS entries_by_ino ON entries (ino);
              CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, scan_gen INTEGER NOT NULL, baselined_at TEXT);",
         )?;

@@ -109,6 +109,8 @@ pub fn full_scan(
     check_root(&root.path).map_err(ScanError::Root)?;
     let (scan_gen, baselined) = baseline.root_state(&root.key)?;
     let scan_gen = scan_gen + 1;
+    // A first scan of an empty baseline has nothing to look up for each entry.
+    let empty = !baselined && baseline.count(&root.key)? == 0;
     let mut out = Outcome {
         first: !baselined,
         ..Outcome::default()
@@ -141,7 +143,7 @@ pub fn full_scan(
             }
         };
         let path = de.path();
-        let old = baseline.get(path)?;
+        let old = if empty { None } else { baseline.get(path)? };
         let new = match entry::read(path, root.max_hash_size, old.as_ref(), throttle) {
             Ok(Some(e)) => e,
             Ok(None) => continue, // vanished while walking: the next scan sees it gone
