@@ -234,7 +234,7 @@ async fn ship(shared: Arc<Shared>, mut client: Client, mut stop: watch::Receiver
         let spool = shared.spool.clone();
         let peeked = tokio::task::spawn_blocking(move || {
             let mut s = lock_spool(&spool);
-            Ok::<_, spool::SpoolError>((s.peek(n, bytes)?, s.stats()?.dropped_total))
+            Ok::<_, spool::SpoolError>((s.peek(n, bytes)?, s.dropped_total()?))
         })
         .await;
         let (batch, dropped) = match peeked {

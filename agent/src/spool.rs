@@ -149,6 +149,15 @@ impl Spool {
         Ok(n)
     }
 
+    /// Events dropped since the spool was created (cheap: one row, unlike [`Spool::stats`]).
+    pub fn dropped_total(&self) -> Result<u64, SpoolError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'dropped_total'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
     pub fn stats(&self) -> Result<SpoolStats, SpoolError> {
         let get = |k: &str| -> Result<u64, SpoolError> {
             Ok(self

@@ -10,7 +10,7 @@ use axum::extract::{Extension, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use canhgac_proto::event::{self, get_path};
+use canhgac_proto::event;
 use canhgac_proto::token::{EnrollToken, sha256_hex};
 use canhgac_proto::wire::{
     self, BatchAck, BatchLimits, EnrollRequest, EnrollResponse, EventBatch, Heartbeat,
@@ -242,7 +242,7 @@ fn enrich(agent: &AgentIdentity, seq: u64, mut ev: Value) -> NewEvent {
         event::set_path(m, "host.id", Value::String(agent.machine_id.clone()));
         event::set_path(m, "event.sequence", Value::from(seq));
         event::set_path(m, "event.ingested", Value::String(crate::store::now()));
-        if get_path(&Value::Object(m.clone()), "canhgac.group").is_none() {
+        if m.get("canhgac").and_then(|c| c.get("group")).is_none() {
             event::set_path(m, "canhgac.group", Value::String(agent.group.clone()));
         }
     }
