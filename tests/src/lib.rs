@@ -507,13 +507,6 @@ impl Drop for Agent {
     }
 }
 
-/// Reads a child's whole stderr (for processes run to completion).
-pub fn read_all(mut r: impl std::io::Read) -> String {
-    let mut s = String::new();
-    let _ = r.read_to_string(&mut s);
-    s
-}
-
 /// Two network namespaces joined by a veth pair, made for one test and
 /// removed when dropped: `host` (where the agent runs) and `peer` (where the
 /// traffic comes from). Addresses are in 10.213.N.0/24, N unique per pair.

@@ -260,7 +260,7 @@ fn open_source(fw: &canhgac_proto::settings::FirewallSettings) -> Result<PacketS
                         }
                         let failed = batch.is_err();
                         match batch {
-                            Ok(v) if v.is_empty() => std::thread::sleep(Duration::from_millis(20)),
+                            Ok(v) if v.is_empty() => wait_readable(&reader),
                             b => {
                                 if tx.send(b).is_err() || failed {
                                     return;
@@ -274,6 +274,23 @@ fn open_source(fw: &canhgac_proto::settings::FirewallSettings) -> Result<PacketS
         }
         #[cfg(not(target_os = "linux"))]
         Ok(PacketSource::None)
+    }
+}
+
+/// Sleeps until the kernel log has a new record (or 1 s passes), so an idle
+/// host does not wake the reader dozens of times a second.
+#[cfg(target_os = "linux")]
+fn wait_readable(reader: &netfilter::KmsgReader) {
+    use std::os::fd::AsRawFd as _;
+    let mut fds = libc::pollfd {
+        fd: reader.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; the result is only a hint.
+    let r = unsafe { libc::poll(&mut fds, 1, 1000) };
+    if r < 0 {
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
