@@ -56,6 +56,25 @@ pub enum Command {
         /// Agent config file (see `canhgac-agent config default`).
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        log: crate::service::logging::LogOptions,
+    },
+    /// Install as a service on this host (for hosts without the package):
+    /// copy the binary, write the systemd unit or register the Windows
+    /// service, enroll, enable and start.
+    Install(crate::service::InstallArgs),
+    /// Stop and remove the service and the installed binary (--purge: also the state, logs and config).
+    Uninstall(crate::service::UninstallArgs),
+    /// Run under the Windows Service Control Manager (the registered service's command line).
+    #[command(hide = true)]
+    Service {
+        #[command(flatten)]
+        dir: StateDir,
+        /// Config file [default: %ProgramData%\canhgac\agent.toml when it exists].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        log: crate::service::logging::LogOptions,
     },
     /// Show enrollment, connection and spool state.
     Status {
@@ -116,7 +135,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<crate::service::NotEnrolled>() {
+                ExitCode::from(crate::service::EXIT_NOT_ENROLLED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -149,15 +172,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Run { dir, config } => {
+        Command::Run { dir, config, log } => {
             let cfg = ConfigFile::load(config.as_deref())?;
             let dir = dir.resolve(&cfg);
             let settings = canhgac_proto::settings::AgentSettings::layered(&cfg.settings, None)?;
-            init_logging(&settings.log.level)?;
-            runtime()?.block_on(async {
-                let stop = stop_on_signals();
-                crate::run::run(&dir, cfg, stop).await
-            })
+            let _guard = crate::service::logging::init(&settings.log.level, &log)?;
+            crate::service::run(&dir, cfg, runtime()?)
+        }
+        Command::Install(a) => crate::service::install(&a),
+        Command::Uninstall(a) => crate::service::uninstall(&a),
+        Command::Service { dir, config, log } => {
+            let config = config.or_else(|| Some(crate::service::default_config()));
+            let cfg = match &config {
+                Some(p) if p.exists() => ConfigFile::load(Some(p))?,
+                _ => ConfigFile::default(),
+            };
+            #[cfg(windows)]
+            {
+                let log = crate::service::logging::LogOptions {
+                    log_dir: log.log_dir.or_else(|| Some(crate::service::default_log_dir())),
+                    ..log
+                };
+                crate::service::windows::dispatch(crate::service::windows::ServiceRun {
+                    state_dir: dir.resolve(&cfg),
+                    config,
+                    log,
+                })
+            }
+            #[cfg(not(windows))]
+            {
+                let _ = (dir, cfg, log);
+                anyhow::bail!(
+                    "`canhgac-agent service` is for the Windows Service Control Manager; on Linux systemd runs `canhgac-agent run`"
+                )
+            }
         }
         Command::Status { dir, json } => status(&dir.resolve(&ConfigFile::default()), json),
         Command::Fim(FimCmd::Scan {
@@ -301,6 +349,9 @@ fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         println!("Credentials:  NOT USABLE: {e}");
     }
     println!("Running:      {}", if running { "yes" } else { "no" });
+    if let Some(m) = crate::service::manager_state() {
+        println!("Service:      {m}");
+    }
     if let Some(s) = &st {
         println!(
             "Connection:   {}{}",
@@ -326,18 +377,6 @@ fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
             sp.events, sp.bytes, sp.dropped_total
         );
     }
-    Ok(())
-}
-
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .with_context(|| format!("log.level {level:?} is not a valid filter"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init()
-        .ok();
     Ok(())
 }
 

@@ -65,6 +65,9 @@ pub async fn enroll(
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))?;
     }
+    #[cfg(windows)]
+    crate::service::acl::restrict_dir(state_dir)
+        .with_context(|| format!("cannot restrict access to {}", state_dir.display()))?;
     let identity = Identity {
         agent_id: resp.agent_id.clone(),
         machine_id,

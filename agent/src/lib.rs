@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod health;
 pub mod host;
 pub mod run;
+pub mod service;
 pub mod spool;
 pub mod state;
 pub mod tail;

@@ -72,7 +72,18 @@ impl Shared {
 }
 
 /// Runs the agent until `stop` turns true.
-pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(state_dir: &Path, cfg: ConfigFile, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    run_ready(state_dir, cfg, stop, None).await
+}
+
+/// As [`run`]; `ready` is told once the agent holds its state dir and spool
+/// (service readiness: systemd `READY=1`, Windows `Running`).
+pub async fn run_ready(
+    state_dir: &Path,
+    cfg: ConfigFile,
+    mut stop: watch::Receiver<bool>,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<()> {
     let creds = state::load_credentials(state_dir)?;
     let _lock = state::lock(state_dir)?;
     let central: Option<CachedCentral> = std::fs::read(state_dir.join(state::CENTRAL))
@@ -108,6 +119,9 @@ pub async fn run(state_dir: &Path, cfg: ConfigFile, mut stop: watch::Receiver<bo
     });
     shared.update_status(|_| {});
     tracing::info!(agent = %creds.identity.agent_id, collectors = ?collectors, version = canhgac_proto::VERSION, "agent running");
+    if let Some(r) = ready {
+        let _ = r.send(());
+    }
 
     let (sink_tx, sink_rx) = mpsc::channel::<Value>(4096);
     let sink = EventSink(sink_tx);

@@ -62,11 +62,15 @@ pub fn write_atomic(path: &Path, data: &[u8], private: bool) -> anyhow::Result<(
         use std::os::unix::fs::OpenOptionsExt as _;
         opts.mode(if private { 0o600 } else { 0o644 });
     }
-    #[cfg(not(unix))]
-    let _ = private;
     let mut f = opts
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
+    // Windows: a private file (the key) is for SYSTEM and Administrators only.
+    #[cfg(windows)]
+    if private {
+        crate::service::acl::restrict_file(&tmp)
+            .with_context(|| format!("cannot restrict access to {}", tmp.display()))?;
+    }
     f.write_all(data)?;
     f.sync_all()?;
     drop(f);

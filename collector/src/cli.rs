@@ -357,7 +357,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let rt = runtime()?;
             rt.block_on(async {
                 let stop = serve::stop_on_signals();
-                serve::run(&dir.data_dir, cfg, stop, None).await
+                let (ready, bound) = tokio::sync::oneshot::channel();
+                tokio::spawn(systemd_notify(bound, stop.clone()));
+                serve::run(&dir.data_dir, cfg, stop, Some(ready)).await
             })
         }
         Command::Token(t) => token_cmd(t),
@@ -876,6 +878,32 @@ pub fn init_logging(
         .try_init()
         .ok();
     Ok(guard)
+}
+
+/// systemd `Type=notify`: READY=1 once both listeners are bound, watchdog
+/// pings (half of `WatchdogSec`), STOPPING=1 on a stop request. Nothing outside systemd.
+async fn systemd_notify(
+    bound: tokio::sync::oneshot::Receiver<serve::Bound>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use sd_notify::{NotifyState, notify};
+    if std::env::var_os("NOTIFY_SOCKET").is_none() || bound.await.is_err() {
+        return;
+    }
+    let _ = notify(false, &[NotifyState::Ready]);
+    let mut usec = 86_400_000_000;
+    sd_notify::watchdog_enabled(false, &mut usec);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_micros(usec / 2)) => {
+                let _ = notify(false, &[NotifyState::Watchdog]);
+            }
+            r = stop.changed() => if r.is_err() || *stop.borrow() {
+                let _ = notify(false, &[NotifyState::Stopping]);
+                return;
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,4 +5,5 @@ mod av_firewall;
 mod console;
 mod fim;
 mod foundation;
+mod packaging;
 mod rules;
