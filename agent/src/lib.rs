@@ -10,6 +10,7 @@ pub mod fim;
 pub mod firewall;
 pub mod health;
 pub mod host;
+pub mod netwatch;
 pub mod run;
 pub mod service;
 pub mod spool;

@@ -147,6 +147,12 @@ pub async fn run_ready(
         health.clone(),
         stop.clone(),
     ));
+    let netwatch = tokio::spawn(crate::netwatch::sensor(
+        shared.settings.subscribe(),
+        sink.clone(),
+        health.clone(),
+        stop.clone(),
+    ));
     let shipper = tokio::spawn(ship(
         shared.clone(),
         Client::new(collectors.clone(), tls.clone(), settings.shipper.request_timeout),
@@ -168,6 +174,7 @@ pub async fn run_ready(
     let _ = fim.await;
     let _ = av.await;
     let _ = fw.await;
+    let _ = netwatch.await;
     drop(health);
     drop(sink);
     let _ = shipper.await;

@@ -109,6 +109,47 @@ drop_prefixes = ["BLOCK", "DROP", "REJECT", "DENY", "AUDIT INVALID"]
 allow_prefixes = ["ALLOW", "ACCEPT"]
 # Windows: pfirewall.log to follow ("" = the path configured in Windows).
 pfirewall_log = ""
+
+[netwatch]
+# Network watch: packet capture on the host's interfaces (port scans, ARP
+# spoofing, rogue DHCP servers, traffic with blocklisted addresses) and the
+# host's own listening ports. Capture needs CAP_NET_RAW on Linux and Npcap on
+# Windows; without them capture reports itself inactive and the listening
+# ports are still watched.
+enabled = true
+# Interfaces to capture on; [] = every interface that is up and has an IPv4
+# address, loopback excluded.
+interfaces = []
+# Promiscuous mode: also see traffic between other hosts (hubs, mirror ports).
+promiscuous = false
+# Port scan: one source probing at least scan_ports distinct ports on one
+# host, or one port on at least scan_hosts hosts of the local networks,
+# within scan_window. Probes are TCP segments without ACK or RST (SYN,
+# connect, FIN, NULL, Xmas) and UDP datagrams that answer nothing.
+scan_ports = 20
+scan_hosts = 10
+scan_window = "10s"
+# A scan episode ends after this long without a new probe; then one
+# network.scan event is sent. An episode longer than scan_report_after is
+# reported then, and what follows is a new episode.
+scan_quiet = "2s"
+scan_report_after = "1m"
+# ARP: the MAC of an address that changes while the old MAC was seen within
+# arp_recent is reported (spoof for the default gateway, conflict otherwise);
+# more than arp_gratuitous gratuitous ARP packets from one address within
+# scan_window are a flood.
+arp_recent = "10m"
+arp_gratuitous = 20
+# Allowed DHCP servers (addresses); [] = only the host's default gateway.
+dhcp_servers = []
+# Addresses and CIDR ranges: traffic from or to them is reported (set it
+# centrally for a group so every agent gets the same list).
+blocklist = []
+# The same finding (scan source, ARP pair, DHCP server, blocklist flow) is
+# reported again at most this often.
+repeat_after = "10m"
+# How often the socket table is read for new or closed listening ports.
+listen_interval = "5s"
 "#;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -128,6 +169,110 @@ pub struct AgentSettings {
     pub antivirus: AntivirusSettings,
     #[serde(default)]
     pub firewall: FirewallSettings,
+    #[serde(default)]
+    pub netwatch: NetwatchSettings,
+}
+
+/// Network watch: capture-based detections and listening ports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetwatchSettings {
+    pub enabled: bool,
+    /// Interfaces to capture on; empty means those with an IPv4 address, loopback excluded.
+    pub interfaces: Vec<String>,
+    pub promiscuous: bool,
+    pub scan_ports: usize,
+    pub scan_hosts: usize,
+    #[serde(with = "duration_str")]
+    pub scan_window: Duration,
+    #[serde(with = "duration_str")]
+    pub scan_quiet: Duration,
+    #[serde(with = "duration_str")]
+    pub scan_report_after: Duration,
+    #[serde(with = "duration_str")]
+    pub arp_recent: Duration,
+    pub arp_gratuitous: usize,
+    /// Allowed DHCP servers; empty means the default gateway only.
+    pub dhcp_servers: Vec<String>,
+    /// Addresses and CIDR ranges whose traffic is reported.
+    pub blocklist: Vec<String>,
+    #[serde(with = "duration_str")]
+    pub repeat_after: Duration,
+    #[serde(with = "duration_str")]
+    pub listen_interval: Duration,
+}
+
+impl Default for NetwatchSettings {
+    fn default() -> Self {
+        NetwatchSettings {
+            enabled: true,
+            interfaces: Vec::new(),
+            promiscuous: false,
+            scan_ports: 20,
+            scan_hosts: 10,
+            scan_window: Duration::from_secs(10),
+            scan_quiet: Duration::from_secs(2),
+            scan_report_after: Duration::from_secs(60),
+            arp_recent: Duration::from_secs(600),
+            arp_gratuitous: 20,
+            dhcp_servers: Vec::new(),
+            blocklist: Vec::new(),
+            repeat_after: Duration::from_secs(600),
+            listen_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl NetwatchSettings {
+    /// Checks values; addresses and ranges must parse.
+    pub fn check(&self) -> Result<(), String> {
+        if self.scan_ports < 2 || self.scan_hosts < 2 {
+            return Err("netwatch.scan_ports and netwatch.scan_hosts must be at least 2".into());
+        }
+        if self.scan_window < Duration::from_secs(1) || self.scan_window > Duration::from_secs(3600) {
+            return Err("netwatch.scan_window must be between 1s and 1h".into());
+        }
+        if self.scan_quiet < Duration::from_millis(100) || self.scan_report_after < self.scan_quiet {
+            return Err(
+                "netwatch.scan_quiet must be at least 100ms and not above netwatch.scan_report_after".into(),
+            );
+        }
+        if self.listen_interval < Duration::from_millis(100) {
+            return Err("netwatch.listen_interval must be at least 100ms".into());
+        }
+        if self.arp_gratuitous == 0 {
+            return Err("netwatch.arp_gratuitous must be at least 1".into());
+        }
+        for a in &self.dhcp_servers {
+            a.trim()
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("netwatch.dhcp_servers: {a:?} is not an IP address"))?;
+        }
+        for b in &self.blocklist {
+            parse_net(b)
+                .ok_or_else(|| format!("netwatch.blocklist: {b:?} is not an IP address or CIDR range"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32` into (network, prefix length).
+pub fn parse_net(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let s = s.trim();
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) && l.len() <= 3 => {
+            l.parse::<u8>().ok()?
+        }
+        Some(_) => return None,
+        None => max,
+    };
+    (len <= max).then_some((ip, len))
 }
 
 /// Antivirus status and detections.
@@ -422,6 +567,7 @@ impl AgentSettings {
         if self.fim.burst_threshold == 0 {
             return Err("fim.burst_threshold must be at least 1".into());
         }
+        self.netwatch.check()?;
         for p in self.fim.paths.iter().flatten() {
             if p.path.trim().is_empty() {
                 return Err("fim.paths: a path is empty".into());
@@ -472,6 +618,32 @@ mod tests {
             AgentSettings::from_table("default", t).unwrap(),
             AgentSettings::default()
         );
+    }
+
+    #[test]
+    fn netwatch_lists_are_checked() {
+        let ok = AgentSettings::parse(
+            "n",
+            "[netwatch]\nblocklist = [\"203.0.113.7\", \"198.51.100.0/24\", \"2001:db8::/32\"]\ndhcp_servers = [\"10.0.0.1\"]\n",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        for bad in [
+            "[netwatch]\nblocklist = [\"10.0.0.0/33\"]\n",
+            "[netwatch]\nblocklist = [\"10.0.0.0/\"]\n",
+            "[netwatch]\nblocklist = [\"10.0.0.0/+8\"]\n",
+            "[netwatch]\nblocklist = [\"evil.example\"]\n",
+            "[netwatch]\ndhcp_servers = [\"10.0.0.300\"]\n",
+            "[netwatch]\nscan_ports = 1\n",
+            "[netwatch]\nscan_quiet = \"5m\"\n",
+        ] {
+            assert!(AgentSettings::parse("n", bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_net("::1"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(
+            parse_net(" 10.1.0.0/16 "),
+            Some(("10.1.0.0".parse().unwrap(), 16))
+        );
+        assert_eq!(parse_net(""), None);
     }
 
     #[test]

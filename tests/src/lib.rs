@@ -375,7 +375,7 @@ impl Agent {
     /// the sensors it is about.
     pub fn write_config(&self, text: &str) {
         let mut t = text.to_string();
-        for section in ["fim", "antivirus", "firewall"] {
+        for section in ["fim", "antivirus", "firewall", "netwatch"] {
             if !t.contains(&format!("[{section}]")) && !t.contains(&format!("[[{section}.")) {
                 t.push_str(&format!("\n[{section}]\nenabled = false\n"));
             }

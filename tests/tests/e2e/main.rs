@@ -5,5 +5,6 @@ mod av_firewall;
 mod console;
 mod fim;
 mod foundation;
+mod netwatch;
 mod packaging;
 mod rules;

@@ -1,0 +1,369 @@
+//! Network watch: what a small-office intruder does first on the LAN.
+//!
+//! Two parts with their own health entries:
+//! - `netwatch.capture` — frames captured on the configured interfaces (by
+//!   default those with an IPv4 address, loopback excluded), one thread per
+//!   interface, all feeding one [`detect::Detector`]: port scans (one event per
+//!   episode), ARP spoofing and conflicts, gratuitous ARP floods, rogue DHCP
+//!   servers, traffic with blocklisted addresses. Without capture rights
+//!   (CAP_NET_RAW on Linux) or without Npcap on Windows it reports itself
+//!   inactive with the reason and the rest of the agent runs on.
+//! - `netwatch.listen` — the host's listening TCP/UDP sockets from the OS
+//!   socket table, with the owning process; an event when one opens or closes.
+
+pub mod arp;
+pub mod blocklist;
+pub mod capture;
+pub mod detect;
+pub mod dhcp;
+pub mod events;
+pub mod frame;
+pub mod listen;
+pub mod scan;
+#[cfg(windows)]
+pub mod windows;
+pub mod winsock;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use canhgac_proto::settings::AgentSettings;
+use tokio::sync::watch;
+
+use crate::health::Health;
+use crate::run::EventSink;
+use detect::Detector;
+
+pub const SENSOR_CAPTURE: &str = "netwatch.capture";
+pub const SENSOR_LISTEN: &str = "netwatch.listen";
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub type SharedDetector = Arc<Mutex<Detector>>;
+
+fn lock(d: &SharedDetector) -> std::sync::MutexGuard<'_, Detector> {
+    d.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Running capture threads.
+struct Capture {
+    stop: Arc<AtomicBool>,
+    alive: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    key: (Vec<String>, bool),
+}
+
+impl Capture {
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Feeds frames from one receiver into the detector until `stop`; the
+/// `ticker` thread also closes quiet episodes and reports malformed counts.
+#[cfg(unix)]
+#[allow(clippy::too_many_arguments)]
+pub fn capture_loop(
+    name: String,
+    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    det: SharedDetector,
+    sink: Option<EventSink>,
+    health: Option<Health>,
+    stop: Arc<AtomicBool>,
+    ticker: bool,
+) {
+    let mut out = Vec::new();
+    let mut last_tick = Instant::now();
+    let mut malformed_seen = 0;
+    let mut events = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        match rx.next() {
+            Ok(buf) => lock(&det).frame(now_ms(), buf, &mut out),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if let Some(h) = &health {
+                    h.problem_blocking(SENSOR_CAPTURE, false, format!("capture on {name} stopped: {e}"));
+                }
+                break;
+            }
+        }
+        if ticker && last_tick.elapsed() >= Duration::from_millis(200) {
+            last_tick = Instant::now();
+            let mut d = lock(&det);
+            d.tick(now_ms(), &mut out);
+            let m = d.counters.malformed;
+            drop(d);
+            if let Some(h) = &health {
+                h.malformed(SENSOR_CAPTURE, m - malformed_seen);
+            }
+            malformed_seen = m;
+        }
+        if !out.is_empty() {
+            {
+                let d = lock(&det);
+                events.extend(out.drain(..).map(|f| events::finding(&f, &d.ctx.own_addrs)));
+            }
+            if let Some(s) = &sink {
+                for ev in events.drain(..) {
+                    s.blocking_send(ev);
+                }
+            }
+            events.clear();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn start_capture(
+    cfg: &canhgac_proto::settings::NetwatchSettings,
+    det: &SharedDetector,
+    sink: &EventSink,
+    health: &Health,
+) -> Result<(Capture, Vec<String>), String> {
+    let all = capture::unix::interfaces();
+    let names = if cfg.interfaces.is_empty() {
+        capture::unix::default_interfaces(&all)
+    } else {
+        cfg.interfaces.clone()
+    };
+    if names.is_empty() {
+        return Err("no interface with an IPv4 address to capture on".into());
+    }
+    let mut problems = Vec::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    for name in &names {
+        match capture::unix::open(name, &all, cfg.promiscuous) {
+            Ok(rx) => {
+                let (det, sink, health, stop, alive2) = (
+                    det.clone(),
+                    sink.clone(),
+                    health.clone(),
+                    stop.clone(),
+                    alive.clone(),
+                );
+                let ticker = threads.is_empty();
+                let n = name.clone();
+                alive.fetch_add(1, Ordering::SeqCst);
+                let t = std::thread::Builder::new()
+                    .name(format!("capture-{name}"))
+                    .spawn(move || {
+                        capture_loop(n, rx, det, Some(sink), Some(health), stop, ticker);
+                        alive2.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .map_err(|e| format!("cannot start a capture thread: {e}"))?;
+                threads.push(t);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    if threads.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok((
+        Capture {
+            stop,
+            alive,
+            threads,
+            key: (cfg.interfaces.clone(), cfg.promiscuous),
+        },
+        problems,
+    ))
+}
+
+/// The host's addresses and gateways, and the kernel's ARP neighbours.
+fn refresh_context(det: &SharedDetector) {
+    #[cfg(unix)]
+    {
+        let all = capture::unix::interfaces();
+        let ctx = capture::unix::context(&all);
+        let neigh = std::fs::read_to_string("/proc/net/arp")
+            .map(|t| arp::parse_proc_net_arp(&t))
+            .unwrap_or_default();
+        lock(det).set_context(now_ms(), ctx, &neigh);
+    }
+    #[cfg(not(unix))]
+    let _ = det;
+}
+
+type ListenRead = Result<(Vec<listen::Listener>, u64), String>;
+
+fn read_listeners() -> ListenRead {
+    #[cfg(target_os = "linux")]
+    {
+        listen::read_linux()
+    }
+    #[cfg(windows)]
+    {
+        windows::listeners()
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        Err("listening ports are read on Linux and Windows only".into())
+    }
+}
+
+/// Fills in the owners of the listeners whose inodes are in `unknown`.
+fn fill_owners(list: &mut [listen::Listener], unknown: std::collections::BTreeSet<u64>) {
+    #[cfg(target_os = "linux")]
+    {
+        let owners = listen::owners_linux(&unknown);
+        for l in list.iter_mut() {
+            if let Some(o) = owners.get(&l.inode) {
+                let uid = l.owner.uid;
+                l.owner = o.clone();
+                l.owner.uid = uid;
+            }
+        }
+    }
+    #[cfg(windows)]
+    {
+        let pids: Vec<u32> = list
+            .iter()
+            .filter(|l| unknown.contains(&l.inode))
+            .filter_map(|l| l.owner.pid)
+            .collect();
+        let owners = windows::owners(&pids);
+        for l in list.iter_mut() {
+            if let Some(o) = l.owner.pid.and_then(|p| owners.get(&p)) {
+                l.owner = o.clone();
+            }
+        }
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    let _ = (list, unknown);
+}
+
+/// Runs the sensor until `stop`.
+pub async fn sensor(
+    mut settings: watch::Receiver<AgentSettings>,
+    sink: EventSink,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut cfg = settings.borrow_and_update().netwatch.clone();
+    let det: SharedDetector = Arc::new(Mutex::new(Detector::new(&cfg)));
+    let mut cap: Option<Capture> = None;
+    let mut cap_retry = Instant::now();
+    let mut last_ctx: Option<Instant> = None;
+    let mut last_listen: Option<Instant> = None;
+    let mut lw = listen::ListenWatch::new();
+    let (mut reconfigure, mut settings_open) = (false, true);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if reconfigure || settings.has_changed().unwrap_or(false) {
+            reconfigure = false;
+            let new = settings.borrow_and_update().netwatch.clone();
+            lock(&det).configure(&new);
+            let key = (new.interfaces.clone(), new.promiscuous);
+            if !new.enabled || cap.as_ref().is_some_and(|c| c.key != key) {
+                if let Some(c) = cap.take() {
+                    let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+                }
+                cap_retry = Instant::now();
+            }
+            if new.enabled && !cfg.enabled {
+                lw = listen::ListenWatch::new();
+                last_listen = None;
+            }
+            cfg = new;
+        }
+        if cfg.enabled {
+            if last_ctx.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                last_ctx = Some(Instant::now());
+                let d = det.clone();
+                let _ = tokio::task::spawn_blocking(move || refresh_context(&d)).await;
+            }
+            if cap.as_ref().is_some_and(|c| c.alive.load(Ordering::SeqCst) == 0)
+                && let Some(c) = cap.take()
+            {
+                let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+                cap_retry = Instant::now() + Duration::from_secs(60);
+            }
+            if cap.is_none() && Instant::now() >= cap_retry {
+                #[cfg(unix)]
+                {
+                    cap_retry = Instant::now() + Duration::from_secs(60);
+                }
+                #[cfg(unix)]
+                match start_capture(&cfg, &det, &sink, &health) {
+                    Ok((c, problems)) => {
+                        cap = Some(c);
+                        if problems.is_empty() {
+                            health.ok(SENSOR_CAPTURE).await;
+                        } else {
+                            health.problem(SENSOR_CAPTURE, false, problems.join("; ")).await;
+                        }
+                    }
+                    Err(why) => health.problem(SENSOR_CAPTURE, true, why).await,
+                }
+                #[cfg(windows)]
+                {
+                    let why = capture::windows_decision(windows::npcap_installed());
+                    health.problem(SENSOR_CAPTURE, true, why).await;
+                    cap_retry = Instant::now() + Duration::from_secs(3600);
+                }
+            }
+            if last_listen.is_none_or(|t| t.elapsed() >= cfg.listen_interval) {
+                last_listen = Some(Instant::now());
+                match tokio::task::spawn_blocking(read_listeners).await {
+                    Ok(Ok((mut list, bad))) => {
+                        let unknown = lw.unknown_inodes(&list);
+                        if !unknown.is_empty() {
+                            list = tokio::task::spawn_blocking(move || {
+                                fill_owners(&mut list, unknown);
+                                list
+                            })
+                            .await
+                            .unwrap_or_default();
+                        }
+                        for c in lw.update(list) {
+                            sink.send(events::listen(&c)).await;
+                        }
+                        health.ok(SENSOR_LISTEN).await;
+                        health.malformed(SENSOR_LISTEN, bad);
+                    }
+                    Ok(Err(why)) => health.problem(SENSOR_LISTEN, true, why).await,
+                    Err(_) => {}
+                }
+            }
+        } else if let Some(c) = cap.take() {
+            let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+        }
+        let wait = if cfg.enabled {
+            cfg.listen_interval.min(Duration::from_secs(1))
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            r = settings.changed(), if settings_open => match r {
+                // `changed` marks the value seen: remember to apply it.
+                Ok(()) => reconfigure = true,
+                Err(_) => settings_open = false,
+            },
+            _ = stop.changed() => {}
+        }
+    }
+    if let Some(c) = cap.take() {
+        let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+    }
+}

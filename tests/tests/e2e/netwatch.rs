@@ -1,0 +1,455 @@
+//! Network watch: real nmap scans, forged ARP replies and a real dnsmasq
+//! DHCP server between two network namespaces the test creates, a listener
+//! opened and closed on the agent's host, and capture without rights.
+//! No address outside the namespaces is ever a target.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use canhgac_tests::{Agent, Collector, NetPair, TempDir, wait_for};
+use pnet_datalink::{Channel, NetworkInterface};
+use pnet_packet::MutablePacket as _;
+use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
+use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
+use serde_json::Value;
+
+fn wait_event(
+    c: &Collector,
+    mark: &mut i64,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(within, what, || {
+        for (id, ev) in c.events_after(*mark) {
+            if pred(&ev) {
+                *mark = id;
+                return Some(ev);
+            }
+        }
+        None
+    })
+}
+
+fn is(ev: &Value, dataset: &str, action: &str) -> bool {
+    ev["event"]["dataset"] == dataset && ev["event"]["action"] == action
+}
+
+/// Runs `f` on a thread that has joined the named network namespace.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: a valid namespace fd; only this thread changes namespace.
+        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("thread in the namespace")
+}
+
+/// The veth end inside a namespace.
+fn veth(ns: &str) -> NetworkInterface {
+    in_netns(ns, || {
+        pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| !i.is_loopback() && i.name.starts_with("cgv"))
+            .expect("the veth in the namespace")
+    })
+}
+
+/// Sends raw Ethernet frames out of the namespace's veth.
+fn send_frames(ns: &str, frames: Vec<Vec<u8>>) {
+    in_netns(ns, move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| !i.is_loopback() && i.name.starts_with("cgv"))
+            .expect("veth");
+        let Ok(Channel::Ethernet(mut tx, _rx)) = pnet_datalink::channel(&iface, Default::default()) else {
+            panic!("cannot open a datalink channel on {}", iface.name);
+        };
+        for f in frames {
+            tx.send_to(&f, None).expect("send").expect("sent");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Collector and agent both in the pair's `host` namespace.
+fn setup(net: &NetPair, tag: &str, netwatch: &str, group: Option<&str>) -> (Collector, Agent) {
+    let mut c = Collector::init();
+    c.netns = Some(net.host.clone());
+    c.start();
+    let mut a = Agent::new(tag);
+    a.netns = Some(net.host.clone());
+    let token = match group {
+        Some(g) => c.token(&["--group", g]),
+        None => c.token(&[]),
+    };
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.host])
+        .arg(canhgac_tests::bin("canhgac-agent"))
+        .args(["enroll", "--token", &token, "--host-id", tag, "--state-dir"])
+        .arg(a.state_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    a.write_config(&format!("[heartbeat]\ninterval = \"1s\"\n[netwatch]\n{netwatch}"));
+    (c, a)
+}
+
+fn wait_sensor(c: &Collector, mark: &mut i64, sensor: &str, state: &str) -> Value {
+    wait_event(
+        c,
+        mark,
+        Duration::from_secs(20),
+        &format!("{sensor} {state}"),
+        |e| is(e, "agent.sensor", state) && e["canhgac"]["sensor"]["name"] == sensor,
+    )
+}
+
+fn nmap(net: &NetPair, args: &[&str]) -> Instant {
+    let mut argv = vec!["nmap", "-Pn", "-n", "--max-retries", "0"];
+    argv.extend_from_slice(args);
+    argv.push(&net.host_ip);
+    let out = net.exec(&net.peer, &argv);
+    assert!(
+        out.status.success(),
+        "nmap {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Instant::now()
+}
+
+#[test]
+fn nmap_syn_connect_and_udp_scans_are_one_event_each_and_web_traffic_is_not() {
+    let net = NetPair::new("nws");
+    // Closed UDP ports answer at full speed, so the UDP scan is quick.
+    net.exec_ok(&net.host, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"]);
+    let (c, mut a) = setup(&net, "nw-scan", "", None);
+    a.start();
+    let mut mark = 0;
+    wait_sensor(&c, &mut mark, "netwatch.capture", "running");
+
+    // Normal traffic: 300 HTTP requests to one port.
+    let host_ip: Ipv4Addr = net.host_ip.parse().unwrap();
+    let server = in_netns(&net.host, move || TcpListener::bind((host_ip, 8080)).unwrap());
+    let srv = std::thread::spawn(move || {
+        for _ in 0..300 {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    in_netns(&net.peer, move || {
+        for _ in 0..300 {
+            let mut s = TcpStream::connect((host_ip, 8080)).unwrap();
+            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            assert!(body.ends_with("ok"));
+        }
+    });
+    srv.join().unwrap();
+    // Longer than the episode's quiet time: anything detected would be out by now.
+    std::thread::sleep(Duration::from_secs(4));
+
+    let peer = net.peer_ip.clone();
+    let scan_from_peer = |e: &Value| is(e, "network.scan", "port-scan") && e["source"]["ip"] == peer.as_str();
+    for (args, probed, transport) in [
+        (vec!["-sS", "-p", "1-500"], 500u64, "tcp"),
+        (vec!["-sT", "-p", "1-400"], 400, "tcp"),
+        (vec!["-sU", "-p", "1-200"], 200, "udp"),
+    ] {
+        let done = nmap(&net, &args);
+        let ev = wait_event(
+            &c,
+            &mut mark,
+            Duration::from_secs(15),
+            &format!("the {args:?} scan"),
+            scan_from_peer,
+        );
+        let took = done.elapsed();
+        assert!(
+            took <= Duration::from_secs(5),
+            "{args:?} detected {took:?} after nmap ended"
+        );
+        let ports = ev["canhgac"]["network"]["ports"].as_u64().unwrap();
+        assert!(
+            ports.abs_diff(probed) * 10 <= probed,
+            "{args:?}: {ports} ports reported, {probed} probed: {ev}"
+        );
+        assert_eq!(ev["canhgac"]["network"]["targets"], 1, "{ev}");
+        assert_eq!(ev["destination"]["ip"], net.host_ip.as_str());
+        assert_eq!(ev["network"]["transport"], transport, "{ev}");
+        assert!(ev["event"]["start"].is_string() && ev["event"]["end"].is_string());
+        // One event per scan, not one per packet.
+        std::thread::sleep(Duration::from_secs(3));
+        let more = c
+            .events_after(mark)
+            .into_iter()
+            .filter(|(_, e)| scan_from_peer(e))
+            .count();
+        assert_eq!(more, 0, "{args:?} gave more than one event");
+    }
+    let web_scans = c
+        .events_after(0)
+        .into_iter()
+        .filter(|(_, e)| e["event"]["dataset"] == "network.scan")
+        .count();
+    assert_eq!(web_scans, 3, "only the three nmap scans are scans");
+    assert_eq!(a.stop().map(|s| s.success()), Some(true));
+}
+
+fn arp_reply(src_mac: [u8; 6], claim_ip: Ipv4Addr, dst_mac: [u8; 6], dst_ip: Ipv4Addr) -> Vec<u8> {
+    let mut buf = vec![0u8; 42];
+    let mut eth = MutableEthernetPacket::new(&mut buf).unwrap();
+    eth.set_destination(dst_mac.into());
+    eth.set_source(src_mac.into());
+    eth.set_ethertype(EtherTypes::Arp);
+    let mut arp = MutableArpPacket::new(eth.payload_mut()).unwrap();
+    arp.set_hardware_type(ArpHardwareTypes::Ethernet);
+    arp.set_protocol_type(EtherTypes::Ipv4);
+    arp.set_hw_addr_len(6);
+    arp.set_proto_addr_len(4);
+    arp.set_operation(ArpOperations::Reply);
+    arp.set_sender_hw_addr(src_mac.into());
+    arp.set_sender_proto_addr(claim_ip);
+    arp.set_target_hw_addr(dst_mac.into());
+    arp.set_target_proto_addr(dst_ip);
+    buf
+}
+
+/// A DHCPDISCOVER from `mac`, broadcast, asking for a broadcast answer.
+fn dhcp_discover(mac: [u8; 6]) -> Vec<u8> {
+    let mut bootp = vec![0u8; 236];
+    bootp[0] = 1;
+    bootp[1] = 1;
+    bootp[2] = 6;
+    bootp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    bootp[10] = 0x80; // broadcast flag
+    bootp[28..34].copy_from_slice(&mac);
+    bootp.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 255]);
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&68u16.to_be_bytes());
+    udp.extend_from_slice(&67u16.to_be_bytes());
+    udp.extend_from_slice(&((8 + bootp.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]); // no checksum (IPv4 allows it)
+    udp.extend_from_slice(&bootp);
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255,
+    ];
+    let total = (20 + udp.len()) as u16;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    let sum = pnet_packet::ipv4::checksum(&pnet_packet::ipv4::Ipv4Packet::new(&ip).unwrap());
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&udp);
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn forged_gateway_arp_rogue_dhcp_and_a_central_blocklist_are_detected() {
+    let net = NetPair::new("nwa");
+    // The peer is the host's default gateway.
+    net.exec_ok(&net.host, &["ip", "route", "add", "default", "via", &net.peer_ip]);
+    let prefix = net.host_ip.rsplit_once('.').unwrap().0.to_string();
+    let (c, mut a) = setup(&net, "nw-arp", "", Some("lan"));
+    // The allowed DHCP server and the blocklist come from the collector.
+    let central = a.dir.path().join("central.toml");
+    std::fs::write(
+        &central,
+        format!(
+            "[netwatch]\ndhcp_servers = [\"{prefix}.250\"]\nblocklist = [\"{}/32\"]\n",
+            net.peer_ip2
+        ),
+    )
+    .unwrap();
+    c.cli_ok(&["settings", "set", "--group", "lan", central.to_str().unwrap()]);
+    a.start();
+    let mut mark = 0;
+    wait_for(Duration::from_secs(20), "central settings applied", || {
+        (a.status()["status"]["settings_version"] == 1).then_some(())
+    });
+    wait_sensor(&c, &mut mark, "netwatch.capture", "running");
+    // The host learns the gateway's real MAC.
+    let gw_addr = net.peer_ip.clone();
+    in_netns(&net.host, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"hello", (gw_addr.as_str(), 9)).unwrap();
+    });
+    let gw_if = veth(&net.peer);
+    let host_if = veth(&net.host);
+    let real = gw_if.mac.unwrap().octets();
+    let host_mac = host_if.mac.unwrap().octets();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Forged replies: "the gateway is at 02:66:66:66:66:66".
+    let evil = [0x02, 0x66, 0x66, 0x66, 0x66, 0x66];
+    let gw: Ipv4Addr = net.peer_ip.parse().unwrap();
+    let host_ip: Ipv4Addr = net.host_ip.parse().unwrap();
+    send_frames(
+        &net.peer,
+        (0..5).map(|_| arp_reply(evil, gw, host_mac, host_ip)).collect(),
+    );
+    let ev = wait_event(&c, &mut mark, Duration::from_secs(10), "the ARP spoof", |e| {
+        is(e, "network.arp", "spoof")
+    });
+    let fmt = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    assert_eq!(ev["source"]["ip"], net.peer_ip.as_str(), "{ev}");
+    assert_eq!(ev["canhgac"]["network"]["old_mac"], fmt(real), "{ev}");
+    assert_eq!(ev["canhgac"]["network"]["new_mac"], fmt(evil), "{ev}");
+    assert_eq!(ev["canhgac"]["network"]["gateway"], true);
+
+    // A DHCP server that is not the allowed one (dnsmasq on the gateway).
+    let dir = TempDir::new("dnsmasq");
+    let leases = dir.path().join("leases");
+    let dnsmasq = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.peer,
+            "dnsmasq",
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--port=0",
+        ])
+        .arg(format!("--interface={}", gw_if.name))
+        .arg("--bind-interfaces")
+        .arg(format!("--dhcp-range={prefix}.100,{prefix}.150,255.255.255.0,1h"))
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .args(["--pid-file", "--user=root", "--log-dhcp", "--no-ping"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("dnsmasq.log")).unwrap())
+        .spawn()
+        .expect("dnsmasq (Debian package dnsmasq-base)");
+    let _dnsmasq = Reaped(dnsmasq);
+    std::thread::sleep(Duration::from_secs(1));
+    let client = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
+    // Ask until the offer is seen (the first discover may come before dnsmasq listens).
+    let started = Instant::now();
+    let ev = loop {
+        send_frames(&net.host, vec![dhcp_discover(client)]);
+        std::thread::sleep(Duration::from_secs(2));
+        let found = c
+            .events_after(mark)
+            .into_iter()
+            .find(|(_, e)| is(e, "network.dhcp", "rogue-server"));
+        if let Some((id, ev)) = found {
+            mark = id;
+            break ev;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no rogue DHCP event; events: {:?}\nagent log: {}",
+            c.events_after(0).into_iter().map(|e| e.1).collect::<Vec<_>>(),
+            a.logs()
+        );
+    };
+    assert_eq!(ev["source"]["ip"], net.peer_ip.as_str(), "{ev}");
+    let offered = ev["canhgac"]["network"]["offered_ip"].as_str().unwrap();
+    assert!(offered.starts_with(&format!("{prefix}.1")), "{ev}");
+    assert!(
+        ev["message"].as_str().unwrap().contains(&format!("{prefix}.250")),
+        "{ev}"
+    );
+
+    // Traffic from a blocklisted address (set centrally).
+    let (src2, dst) = (net.peer_ip2.clone(), net.host_ip.clone());
+    in_netns(&net.peer, move || {
+        let s = std::net::UdpSocket::bind((src2.as_str(), 0)).unwrap();
+        for _ in 0..3 {
+            s.send_to(b"hello", (dst.as_str(), 5140)).unwrap();
+        }
+    });
+    let ev = wait_event(&c, &mut mark, Duration::from_secs(10), "the blocklist hit", |e| {
+        is(e, "network.blocklist", "hit")
+    });
+    assert_eq!(ev["source"]["ip"], net.peer_ip2.as_str(), "{ev}");
+    assert_eq!(ev["network"]["direction"], "inbound", "{ev}");
+    assert_eq!(ev["destination"]["port"], 5140, "{ev}");
+    assert_eq!(
+        ev["canhgac"]["network"]["blocklist_entry"],
+        format!("{}/32", net.peer_ip2)
+    );
+}
+
+#[test]
+fn a_listener_opening_and_closing_gives_two_events_with_port_and_process() {
+    let net = NetPair::new("nwl");
+    let (c, mut a) = setup(&net, "nw-listen", "listen_interval = \"300ms\"\n", None);
+    a.start();
+    let mut mark = 0;
+    wait_sensor(&c, &mut mark, "netwatch.listen", "running");
+    std::thread::sleep(Duration::from_secs(1));
+    let ip: Ipv4Addr = net.host_ip.parse().unwrap();
+    let listener = in_netns(&net.host, move || TcpListener::bind((ip, 34567)).unwrap());
+    let comm = std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim()
+        .to_string();
+    let pid = std::process::id();
+    let opened = wait_event(&c, &mut mark, Duration::from_secs(10), "listener opened", |e| {
+        is(e, "network.listen", "opened") && e["destination"]["port"] == 34567
+    });
+    assert_eq!(opened["network"]["transport"], "tcp");
+    assert_eq!(opened["destination"]["ip"], net.host_ip.as_str());
+    assert_eq!(opened["process"]["pid"], pid, "{opened}");
+    assert_eq!(opened["process"]["name"], comm.as_str(), "{opened}");
+    drop(listener);
+    let closed = wait_event(&c, &mut mark, Duration::from_secs(10), "listener closed", |e| {
+        is(e, "network.listen", "closed") && e["destination"]["port"] == 34567
+    });
+    assert_eq!(closed["process"]["pid"], pid, "{closed}");
+    assert_eq!(closed["process"]["name"], comm.as_str());
+    let n = c
+        .events_after(0)
+        .into_iter()
+        .filter(|(_, e)| e["event"]["dataset"] == "network.listen" && e["destination"]["port"] == 34567)
+        .count();
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn capture_without_rights_is_inactive_with_the_reason_and_the_agent_keeps_running() {
+    let net = NetPair::new("nwp");
+    let (c, mut a) = setup(&net, "nw-nobody", "", None);
+    a.run_as = Some((65534, 65534));
+    let st = Command::new("chown")
+        .arg("-R")
+        .arg("65534:65534")
+        .arg(&a.dir.0)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    a.start();
+    let mut mark = 0;
+    let ev = wait_sensor(&c, &mut mark, "netwatch.capture", "inactive");
+    let reason = ev["canhgac"]["sensor"]["reason"].as_str().unwrap();
+    assert!(reason.contains("CAP_NET_RAW"), "{reason}");
+    // The socket-table half still works, and so does the rest of the agent.
+    let mut m2 = 0;
+    wait_sensor(&c, &mut m2, "netwatch.listen", "running");
+    a.inject(3);
+    let id = a.agent_id();
+    wait_for(Duration::from_secs(20), "events still delivered", || {
+        (c.stored_count(&id) >= 3).then_some(())
+    });
+}
