@@ -92,6 +92,9 @@ pub enum Command {
     /// Rule files: check, test, list, import Sigma rules.
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// Notification channels: list, deliveries, send a test message.
+    #[command(subcommand)]
+    Notify(crate::notify::cli::NotifyCmd),
     /// One-command first look: a data dir in ./canhgac-data, the collector, and a local agent.
     Quickstart {
         /// Where to keep the demo's data.
@@ -487,6 +490,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Groups(g) => groups_cmd(g),
         Command::Rules(r) => rules_cmd(r),
+        Command::Notify(n) => crate::notify::cli::run(n),
         Command::Quickstart {
             dir,
             agent_listen,

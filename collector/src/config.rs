@@ -23,6 +23,8 @@ pub struct CollectorConfig {
     pub log: Log,
     #[serde(default)]
     pub rules: Rules,
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +85,9 @@ pub struct Console {
     /// How long a locked account stays locked.
     #[serde(with = "duration_str")]
     pub lock_duration: Duration,
+    /// The console's address as people reach it (`https://host:port`), for
+    /// links in notifications; empty: notifications carry no link.
+    pub public_url: String,
 }
 
 impl Default for Console {
@@ -92,6 +97,7 @@ impl Default for Console {
             session_ttl: Duration::from_secs(12 * 3600),
             lock_after_failures: 5,
             lock_duration: Duration::from_secs(15 * 60),
+            public_url: String::new(),
         }
     }
 }
@@ -187,6 +193,9 @@ session_ttl = "12h"
 # Failed logins in a row that lock an account, and for how long.
 lock_after_failures = 5
 lock_duration = "15m"
+# The console's address as people reach it, e.g. "https://canhgac.example.gov.vn:8443",
+# used for links in notifications; empty: notifications carry no link.
+public_url = ""
 
 [agents]
 # Group of agents enrolled with a token that names none.
@@ -209,6 +218,60 @@ utc_offset = "+07:00"
 # them (same id: replaced). Files are reloaded when they change.
 # How often every host's posture (antivirus, firewall, silence...) is evaluated again.
 posture_interval = "60s"
+
+[notify]
+# Also notify when an alert resolves itself (a channel may override it).
+send_resolved = false
+# Batches of alert changes waiting for the notifier at most. When full, further
+# changes are not notified (the log counts them) so that ingest never waits.
+queue = 1024
+# Channels defined here are read-only in the console; the console adds its own.
+# Each channel has exactly one of [notify.channels.email], .webhook or .syslog.
+# Keys and defaults of a channel:
+#   name = "officer-mail"        # letters, digits, - _ .
+#   enabled = true
+#   min_severity = "medium"      # informational, low, medium, high, critical
+#   groups = []                  # only these groups; empty: all
+#   rate_limit_per_hour = 20     # most messages per hour; 0: no limit
+#   digest = "60s"               # alerts within this long after a message go
+#                                # together as one digest; "0s": one per alert
+#   send_resolved = <notify.send_resolved>
+#   retries = 5                  # further attempts after a failure,
+#   retry_initial = "5s"         # waiting 5s, 10s, 20s ... (at most 10m)
+# Example, email over SMTP with STARTTLS:
+#   [[notify.channels]]
+#   name = "officer-mail"
+#   min_severity = "high"
+#   [notify.channels.email]
+#   server = "mail.example.gov.vn"
+#   port = 587                   # security = "starttls" (default) or "tls" (465)
+#   from = "canhgac <canhgac@example.gov.vn>"
+#   to = ["antt@example.gov.vn"]
+#   username = "canhgac"         # optional, with password
+#   password = "..."
+#   ca_file = "/etc/canhgac/mail-ca.pem"   # optional, trusted besides the system's CAs
+# Example, Telegram (template "json" posts canhgac's own document, "slack" {{"text": ...}}):
+#   [[notify.channels]]
+#   name = "telegram"
+#   [notify.channels.webhook]
+#   url = "https://api.telegram.org/bot<token>/sendMessage"
+#   template = "telegram"
+#   chat_id = "-1001234567890"
+#   headers = {{}}                # extra request headers
+# Example, RFC 5424 syslog to a monitoring centre over TLS (or "tcp", "udp"):
+#   [[notify.channels]]
+#   name = "siem"
+#   min_severity = "low"
+#   digest = "0s"
+#   rate_limit_per_hour = 0
+#   [notify.channels.syslog]
+#   address = "siem.example.gov.vn:6514"
+#   transport = "tls"
+#   ca_file = "/etc/canhgac/siem-ca.pem"
+#   facility = "local4"
+#   app_name = "canhgac"
+#   sd_id = "canhgac@32473"      # put your organisation's IANA number after @
+channels = []
 
 [log]
 # error, warn, info, debug, trace, or a tracing filter such as "info,canhgac_collector=debug".
@@ -255,6 +318,7 @@ impl CollectorConfig {
             &self.agents.utc_offset,
         )
         .map_err(|e| format!("agents: {e}"))?;
+        crate::notify::channel::check_all(&self.notify.channels).map_err(|e| format!("notify: {e}"))?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -286,5 +350,181 @@ mod tests {
         assert!(CollectorConfig::parse("c", "[agents]\ndefault_level = 9\n").is_err());
         assert!(CollectorConfig::parse("c", "[log]\nformat = \"xml\"\n").is_err());
         assert!(CollectorConfig::parse("c", "[agents]\nsilent_after = \"later\"\n").is_err());
+    }
+
+    fn notify_err(channels: &str) -> String {
+        CollectorConfig::parse("c.toml", &format!("[notify]\n{channels}"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn notify_channels_parse_with_documented_defaults() {
+        let cfg = CollectorConfig::parse(
+            "c",
+            r#"
+[console]
+public_url = "https://canhgac.example:8443"
+[[notify.channels]]
+name = "mail"
+[notify.channels.email]
+server = "mail.example"
+from = "canhgac <canhgac@example.gov.vn>"
+to = ["antt@example.gov.vn"]
+[[notify.channels]]
+name = "siem"
+digest = "0s"
+[notify.channels.syslog]
+address = "[::1]:6514"
+transport = "tls"
+"#,
+        )
+        .unwrap();
+        let m = &cfg.notify.channels[0];
+        assert!(m.enabled);
+        assert_eq!(m.min_severity, "medium");
+        assert_eq!(m.digest, Duration::from_secs(60));
+        assert_eq!(m.rate_limit_per_hour, 20);
+        assert_eq!(m.retries, 5);
+        assert_eq!(m.email.as_ref().unwrap().port, 587);
+        assert_eq!(m.email.as_ref().unwrap().security, "starttls");
+        let s = cfg.notify.channels[1].syslog.as_ref().unwrap();
+        assert_eq!(s.facility, "local4");
+        assert_eq!(s.sd_id, "canhgac@32473");
+        assert_eq!(cfg.console.public_url, "https://canhgac.example:8443");
+        // What the database stores round-trips.
+        let json = serde_json::to_string(m).unwrap();
+        assert_eq!(
+            &serde_json::from_str::<crate::notify::ChannelConfig>(&json).unwrap(),
+            m
+        );
+    }
+
+    #[test]
+    fn hostile_notify_values_are_refused_with_the_key_named() {
+        let mail = |extra: &str, email: &str| {
+            notify_err(&format!(
+                "[[notify.channels]]\nname = \"m\"\n{extra}\n[notify.channels.email]\nserver = \"mail.example\"\n\
+                 from = \"a@example.vn\"\nto = [\"b@example.vn\"]\n{email}\n"
+            ))
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (mail("min_severity = \"urgent\"", ""), "min_severity"),
+            (
+                mail("", "server = \"mail.example\\r\\nRCPT TO:<x@y>\""),
+                "duplicate key",
+            ),
+            (mail("", "port = 0"), "port"),
+            (mail("", "security = \"none\""), "security"),
+            (mail("digest = \"forever\"", ""), "duration"),
+            (mail("digest = \"48h\"", ""), "digest"),
+            (mail("retries = 1000", ""), "retries"),
+            (mail("surprise = 1", ""), "surprise"),
+            (mail("", "username = \"u\""), "username and password"),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"m\"\n[notify.channels.email]\nserver = \"mail.example\"\n\
+                     from = \"a@example.vn\\r\\nBcc: x@evil\"\nto = [\"b@example.vn\"]\n",
+                ),
+                "from",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"m\"\n[notify.channels.email]\nserver = \"a b\"\n\
+                     from = \"a@example.vn\"\nto = []\n",
+                ),
+                "server",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"<script>\"\n[notify.channels.syslog]\naddress = \"h:514\"\n",
+                ),
+                "channel name",
+            ),
+            (notify_err("[[notify.channels]]\nname = \"n\"\n"), "exactly one"),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"n\"\n[notify.channels.syslog]\naddress = \"h:514\"\n\
+                     [notify.channels.webhook]\nurl = \"https://h/\"\n",
+                ),
+                "exactly one",
+            ),
+            (
+                notify_err("[[notify.channels]]\nname = \"n\"\n[notify.channels.syslog]\naddress = \"h\"\n"),
+                "host:port",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"n\"\n[notify.channels.syslog]\naddress = \"h:514\"\n\
+                     transport = \"carrier-pigeon\"\n",
+                ),
+                "transport",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"n\"\n[notify.channels.syslog]\naddress = \"h:514\"\n\
+                     app_name = \"can hgac\"\n",
+                ),
+                "app_name",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"n\"\n[notify.channels.syslog]\naddress = \"h:514\"\n\
+                     sd_id = \"x]y@1\"\n",
+                ),
+                "sd_id",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"n\"\n[notify.channels.syslog]\naddress = \"h:514\"\n\
+                     facility = \"local9\"\n",
+                ),
+                "facility",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"ftp://h/x\"\n",
+                ),
+                "http",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"https://h/x\\nHost: evil\"\n",
+                ),
+                "control",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"https://h/x\"\n\
+                     template = \"telegram\"\n",
+                ),
+                "chat_id",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"https://h/x\"\n\
+                     headers = { \"X-A\" = \"1\\r\\nX-Evil: 1\" }\n",
+                ),
+                "control",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"https://h/x\"\n\
+                     headers = { \"Host\" = \"evil\" }\n",
+                ),
+                "set by canhgac",
+            ),
+            (
+                notify_err(
+                    "[[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"https://h/x\"\n\
+                     [[notify.channels]]\nname = \"w\"\n[notify.channels.webhook]\nurl = \"https://h/y\"\n",
+                ),
+                "twice",
+            ),
+        ];
+        for (err, want) in cases {
+            assert!(err.contains(want), "expected {want:?} in: {err}");
+            assert!(err.contains("c.toml"), "{err}");
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod net;
+pub mod notify;
 pub mod pki;
 pub mod quickstart;
 pub mod rules_worker;

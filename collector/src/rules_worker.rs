@@ -233,7 +233,9 @@ fn event_time(e: &EventRecord) -> SystemTime {
         .unwrap_or_else(|_| SystemTime::now())
 }
 
-/// Runs until `stop`. `wake` is notified after every ingest.
+/// Runs until `stop`. `wake` is notified after every ingest; alert changes
+/// go to `notify` (which never blocks).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Arc<dyn Store>,
     data_dir: PathBuf,
@@ -241,6 +243,7 @@ pub async fn run(
     posture_interval: Duration,
     work: WorkingTime,
     wake: Arc<Notify>,
+    notify: Option<crate::notify::NotifySender>,
     mut stop: watch::Receiver<bool>,
 ) {
     let dir = data_dir.join("rules");
@@ -392,6 +395,10 @@ pub async fn run(
             let r = results;
             match tokio::task::spawn_blocking(move || s.apply_rule_results(&r)).await {
                 Ok(Ok(ch)) => {
+                    // Never waits: a full queue drops the batch (and says so).
+                    if let Some(n) = &notify {
+                        n.offer(&ch.opened, &ch.resolved, Some(engine.rules().clone()));
+                    }
                     if !ch.opened.is_empty() || !ch.resolved.is_empty() {
                         tracing::info!(
                             opened = ch.opened.len(),

@@ -84,6 +84,7 @@ pub async fn run(
         rx.clone(),
         drain,
     ));
+    let (notifier, notify_task) = crate::notify::start(store.clone(), &cfg, rx.clone());
     let rules = tokio::spawn(crate::rules_worker::run(
         store.clone(),
         data_dir.to_path_buf(),
@@ -96,6 +97,7 @@ pub async fn run(
         )
         .map_err(|e| anyhow::anyhow!("agents: {e}"))?,
         rules_wake,
+        Some(notifier),
         rx.clone(),
     ));
     let silence = tokio::spawn(watch_silence(
@@ -118,6 +120,7 @@ pub async fn run(
     let _ = consoles.await;
     let _ = silence.await;
     let _ = rules.await;
+    let _ = notify_task.await;
     drop(app);
     // The last reference: joins the store writer after it commits what it holds.
     tokio::task::spawn_blocking(move || drop(store)).await.ok();

@@ -301,6 +301,21 @@ pub trait Store: Send + Sync {
     fn delete_session(&self, token_sha256: &str) -> Result<()>;
     fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) -> Result<()>;
     fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+
+    // Notifications.
+    /// Channels added from the console (those of collector.toml are not stored).
+    fn list_notify_channels(&self) -> Result<Vec<StoredChannel>>;
+    /// Adds or replaces a channel (JSON of `notify::ChannelConfig`); audited.
+    fn upsert_notify_channel(&self, name: &str, config_json: &str, actor: &str) -> Result<()>;
+    fn delete_notify_channel(&self, name: &str, actor: &str) -> Result<()>;
+    /// Records one delivery attempt; the newest 10,000 are kept.
+    fn record_delivery(&self, d: &NewDelivery) -> Result<()>;
+    /// Delivery attempts, newest first.
+    fn list_deliveries(&self, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Failed delivery attempts, newest first.
+    fn list_delivery_failures(&self, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Alerts by id with their latest evidence body, for notifications.
+    fn alerts_for_notification(&self, ids: &[i64]) -> Result<Vec<NotifyAlert>>;
 }
 
 /// Current time in the store's timestamp format (RFC 3339, UTC, milliseconds).
@@ -314,4 +329,67 @@ pub fn normalise_time(ts: &str) -> Option<String> {
         t.with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     })
+}
+
+// Notifications.
+
+/// A notification channel added from the console.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredChannel {
+    pub name: String,
+    /// `notify::ChannelConfig` as JSON.
+    pub config_json: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// One attempt to deliver a notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub at: String,
+    pub channel: String,
+    /// `alert`, `digest` or `test`.
+    pub kind: String,
+    /// How many alerts the message stood for.
+    pub alerts: u64,
+    /// Ids of the alerts shown in it (JSON array).
+    pub alert_ids: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// The message's subject.
+    pub summary: String,
+}
+
+/// A delivery attempt to record.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub channel: String,
+    pub kind: String,
+    pub alerts: u64,
+    pub alert_ids: Vec<i64>,
+    pub attempt: u32,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub summary: String,
+}
+
+/// What a notification shows of an alert, with its latest evidence (JSON).
+#[derive(Debug, Clone, Default)]
+pub struct NotifyAlert {
+    pub id: i64,
+    pub rule_id: String,
+    pub host: String,
+    pub group: String,
+    pub level: u8,
+    pub severity: String,
+    pub status: String,
+    pub title_en: String,
+    pub title_vi: String,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub body: String,
 }

@@ -132,6 +132,26 @@ CREATE TABLE IF NOT EXISTS audit (
     target TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- Notifications.
+CREATE TABLE IF NOT EXISTS notify_channels (
+    name TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_deliveries (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    alerts INTEGER NOT NULL,
+    alert_ids TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    error TEXT,
+    summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notify_deliveries_failed ON notify_deliveries (ok, id);
 "#;
 
 /// Schema version written to `meta`; a store from a newer collector is refused.
@@ -1264,4 +1284,126 @@ impl Store for SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+    // Notifications.
+    fn list_notify_channels(&self) -> Result<Vec<StoredChannel>> {
+        let conn = lock(&self.reader);
+        let mut st = conn
+            .prepare("SELECT name, config_json, updated_at, updated_by FROM notify_channels ORDER BY name")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(StoredChannel {
+                    name: r.get(0)?,
+                    config_json: r.get(1)?,
+                    updated_at: r.get(2)?,
+                    updated_by: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn upsert_notify_channel(&self, name: &str, config_json: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "INSERT INTO notify_channels (name, config_json, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET config_json = ?2, updated_at = ?3, updated_by = ?4",
+            params![name, config_json, now(), actor],
+        )?;
+        audit_on(&tx, actor, "notify.channel.save", name, &format!("rows={n}"))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_notify_channel(&self, name: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute("DELETE FROM notify_channels WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("notification channel {name}")));
+        }
+        audit_on(&tx, actor, "notify.channel.delete", name, "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_delivery(&self, d: &NewDelivery) -> Result<()> {
+        let conn = lock(&self.admin);
+        let ids = serde_json::to_string(&d.alert_ids).unwrap_or_else(|_| "[]".into());
+        conn.execute(
+            "INSERT INTO notify_deliveries (at, channel, kind, alerts, alert_ids, attempt, ok, error, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![now(), d.channel, d.kind, d.alerts, ids, d.attempt, d.ok, d.error, d.summary],
+        )?;
+        let id = conn.last_insert_rowid();
+        if id % 500 == 0 {
+            conn.execute("DELETE FROM notify_deliveries WHERE id <= ?1", [id - 10_000])?;
+        }
+        Ok(())
+    }
+
+    fn list_deliveries(&self, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        deliveries(&lock(&self.reader), false, limit)
+    }
+
+    fn list_delivery_failures(&self, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        deliveries(&lock(&self.reader), true, limit)
+    }
+
+    fn alerts_for_notification(&self, ids: &[i64]) -> Result<Vec<NotifyAlert>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare_cached(
+            "SELECT id, rule_id, host, group_name, level, severity, status, title_en, title_vi,
+             count, first_seen, last_seen, body FROM alerts WHERE id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = st
+                .query_row([id], |r| {
+                    Ok(NotifyAlert {
+                        id: r.get(0)?,
+                        rule_id: r.get(1)?,
+                        host: r.get(2)?,
+                        group: r.get(3)?,
+                        level: r.get(4)?,
+                        severity: r.get(5)?,
+                        status: r.get(6)?,
+                        title_en: r.get(7)?,
+                        title_vi: r.get(8)?,
+                        count: r.get(9)?,
+                        first_seen: r.get(10)?,
+                        last_seen: r.get(11)?,
+                        body: r.get(12)?,
+                    })
+                })
+                .optional()?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+}
+
+// Notifications.
+fn deliveries(conn: &Connection, failures: bool, limit: u32) -> Result<Vec<DeliveryRecord>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, at, channel, kind, alerts, alert_ids, attempt, ok, error, summary FROM notify_deliveries
+         WHERE (?1 = 0 OR ok = 0) ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = st
+        .query_map(params![failures, limit], |r| {
+            Ok(DeliveryRecord {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                channel: r.get(2)?,
+                kind: r.get(3)?,
+                alerts: r.get(4)?,
+                alert_ids: r.get(5)?,
+                attempt: r.get(6)?,
+                ok: r.get(7)?,
+                error: r.get(8)?,
+                summary: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }

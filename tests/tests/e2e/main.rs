@@ -5,6 +5,7 @@ mod av_firewall;
 mod console;
 mod fim;
 mod foundation;
+mod notify;
 mod netwatch;
 mod packaging;
 mod rules;
