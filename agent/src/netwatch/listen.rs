@@ -89,6 +89,59 @@ fn parse_line(line: &str, transport: &'static str) -> Option<Option<Listener>> {
     }))
 }
 
+/// The inode of the socket bound to `port` on `addr` (or on the wildcard
+/// address), whatever its state, in one `/proc/net/{tcp,udp}[6]` text.
+pub fn find_socket(text: &str, addr: IpAddr, port: u16) -> Option<u64> {
+    let same = |a: IpAddr| {
+        a == addr
+            || match (a, addr) {
+                (IpAddr::V6(m), IpAddr::V4(v4)) => m.to_ipv4_mapped() == Some(v4),
+                _ => false,
+            }
+    };
+    let mut wildcard = None;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 {
+            continue;
+        }
+        let Some((a, p)) = parse_endpoint(f[1]) else {
+            continue;
+        };
+        let Ok(inode) = f[9].parse::<u64>() else { continue };
+        // Inode 0: a socket in TIME_WAIT, owned by nobody.
+        if p != port || inode == 0 {
+            continue;
+        }
+        if same(a) {
+            return Some(inode);
+        }
+        if a.is_unspecified() {
+            wildcard = Some(inode);
+        }
+    }
+    wildcard
+}
+
+/// The process that owns the local end `addr:port` of a TCP or UDP flow.
+#[cfg(target_os = "linux")]
+pub fn flow_owner_linux(transport: &str, addr: IpAddr, port: u16) -> Option<Owner> {
+    let files: [&str; 2] = if transport == "tcp" {
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+    } else {
+        ["/proc/net/udp", "/proc/net/udp6"]
+    };
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        if let Some(inode) = find_socket(&text, addr, port) {
+            return owners_linux(&BTreeSet::from([inode])).remove(&inode);
+        }
+    }
+    None
+}
+
 /// `0100007F:0016` or the 32-digit IPv6 form; the kernel prints each 32-bit
 /// word in the host's byte order.
 fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
@@ -333,6 +386,25 @@ mod tests {
         assert_eq!(socket_inode("socket:[4242]"), Some(4242));
         assert_eq!(socket_inode("pipe:[4242]"), None);
         assert_eq!(socket_inode("socket:[x]"), None);
+    }
+
+    #[test]
+    fn sockets_of_flows_are_found_by_local_end() {
+        assert_eq!(
+            find_socket(TCP, "10.0.2.15".parse().unwrap(), 22),
+            if cfg!(target_endian = "little") {
+                Some(54321)
+            } else {
+                Some(18870)
+            }
+        );
+        // Only the wildcard listener matches another local address.
+        assert_eq!(find_socket(TCP, "192.0.2.1".parse().unwrap(), 22), Some(18870));
+        assert_eq!(find_socket(TCP, "192.0.2.1".parse().unwrap(), 23), None);
+        assert_eq!(
+            find_socket("hdr\n garbage\n", "192.0.2.1".parse().unwrap(), 23),
+            None
+        );
     }
 
     fn lis(port: u16, inode: u64) -> Listener {

@@ -114,9 +114,11 @@ pub fn capture_loop(
             malformed_seen = m;
         }
         if !out.is_empty() {
-            {
-                let d = lock(&det);
-                events.extend(out.drain(..).map(|f| events::finding(&f, &d.ctx.own_addrs)));
+            let own = lock(&det).ctx.own_addrs.clone();
+            for f in out.drain(..) {
+                let mut ev = events::finding(&f, &own);
+                add_flow_owner(&f, &mut ev);
+                events.push(ev);
             }
             if let Some(s) = &sink {
                 for ev in events.drain(..) {
@@ -126,6 +128,40 @@ pub fn capture_loop(
             events.clear();
         }
     }
+}
+
+/// A blocklisted flow with a local end: the process that owns it, where the OS tells.
+fn add_flow_owner(f: &detect::Finding, ev: &mut serde_json::Value) {
+    #[cfg(target_os = "linux")]
+    if let detect::Finding::Blocklisted {
+        src,
+        dst,
+        sport: Some(sport),
+        dport: Some(dport),
+        transport,
+        direction,
+        ..
+    } = f
+    {
+        let local = match *direction {
+            "outbound" => (*src, *sport),
+            "inbound" => (*dst, *dport),
+            _ => return,
+        };
+        if let Some(o) = listen::flow_owner_linux(transport, local.0, local.1) {
+            if let Some(p) = o.pid {
+                ev["process"]["pid"] = p.into();
+            }
+            if let Some(n) = o.name {
+                ev["process"]["name"] = n.into();
+            }
+            if let Some(e) = o.executable {
+                ev["process"]["executable"] = e.into();
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, ev);
 }
 
 #[cfg(unix)]

@@ -389,6 +389,54 @@ fn forged_gateway_arp_rogue_dhcp_and_a_central_blocklist_are_detected() {
         ev["canhgac"]["network"]["blocklist_entry"],
         format!("{}/32", net.peer_ip2)
     );
+
+    // An outbound flow to the listed address names the local process.
+    let dst = net.peer_ip2.clone();
+    let sock = in_netns(&net.host, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"hello", (dst.as_str(), 7777)).unwrap();
+        s
+    });
+    let ev = wait_event(&c, &mut mark, Duration::from_secs(10), "the outbound hit", |e| {
+        is(e, "network.blocklist", "hit") && e["destination"]["port"] == 7777
+    });
+    assert_eq!(ev["network"]["direction"], "outbound", "{ev}");
+    assert_eq!(ev["process"]["pid"], std::process::id(), "{ev}");
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(ev["process"]["name"], comm.trim(), "{ev}");
+    drop(sock);
+
+    // Truncated and malformed frames are counted and skipped; capture goes on.
+    let mut bad = Vec::new();
+    for n in [15usize, 20, 30, 40] {
+        let mut f = arp_reply(evil, gw, host_mac, host_ip);
+        f[12..14].copy_from_slice(&[0x08, 0x00]); // claims IPv4
+        f.truncate(n);
+        bad.push(f);
+    }
+    let mut lie = arp_reply(evil, gw, host_mac, host_ip);
+    lie[12..14].copy_from_slice(&[0x08, 0x00]);
+    lie[14] = 0x4f; // IPv4 header of 60 bytes in a 28-byte payload
+    bad.push(lie);
+    send_frames(&net.peer, bad);
+    let health = wait_for(Duration::from_secs(15), "the malformed frames counted", || {
+        sensor_health(&c, "netwatch.capture").filter(|h| h["malformed"].as_u64() >= Some(5))
+    });
+    assert_eq!(health["state"], "running", "{health}");
+}
+
+/// The heartbeat's view of one sensor.
+fn sensor_health(c: &Collector, name: &str) -> Option<Value> {
+    let inv: String = c
+        .db()
+        .query_row("SELECT inventory_json FROM agents", [], |r| r.get(0))
+        .ok()?;
+    let v: Value = serde_json::from_str(&inv).ok()?;
+    v["sensors"]
+        .as_array()?
+        .iter()
+        .find(|s| s["sensor"] == name)
+        .cloned()
 }
 
 #[test]
