@@ -48,7 +48,7 @@ pub fn error(status: StatusCode, msg: String) -> ApiError {
     ApiError(status, msg)
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Refused(m) => error(StatusCode::FORBIDDEN, m),
         StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, format!("not found: {m}")),

@@ -463,6 +463,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 rule_id: rule,
                 agent_id: agent,
                 limit,
+                ..Default::default()
             };
             for a in store.list_alerts(&f)? {
                 if json {
@@ -703,6 +704,32 @@ pub fn create_token(
     })?;
     let ttl = humantime::parse_duration(ttl)
         .with_context(|| format!("--ttl {ttl:?} is not a duration like \"24h\""))?;
+    let ca = Ca::load(data_dir)?;
+    make_token(
+        &cfg,
+        store.as_ref(),
+        &ca,
+        group,
+        ttl,
+        uses,
+        addresses,
+        &cli_actor(),
+    )
+}
+
+/// Records a new enrollment token and returns its string form (shared by the
+/// CLI and the console).
+#[allow(clippy::too_many_arguments)]
+pub fn make_token(
+    cfg: &CollectorConfig,
+    store: &dyn crate::store::Store,
+    ca: &Ca,
+    group: Option<String>,
+    ttl: Duration,
+    uses: Option<u32>,
+    addresses: Vec<String>,
+    actor: &str,
+) -> anyhow::Result<(String, TokenRecord)> {
     if uses == Some(0) {
         bail!("--uses must be at least 1");
     }
@@ -716,7 +743,6 @@ pub fn create_token(
             "no collector address for agents: set agent_listener.public_addresses in collector.toml or pass --address HOST:PORT"
         );
     }
-    let ca = Ca::load(data_dir)?;
     let id = format!("tok-{}", &auth::random_secret(6));
     let secret = auth::random_secret(24);
     let expires = chrono::Utc::now() + chrono::Duration::from_std(ttl).context("--ttl is too long")?;
@@ -729,7 +755,7 @@ pub fn create_token(
         uses: 0,
         revoked_at: None,
     };
-    store.create_token(&rec, &sha256_hex(secret.as_bytes()), &cli_actor())?;
+    store.create_token(&rec, &sha256_hex(secret.as_bytes()), actor)?;
     let token = EnrollToken {
         id,
         secret,

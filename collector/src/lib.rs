@@ -4,6 +4,7 @@
 pub mod agent_api;
 pub mod auth;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod console;
 pub mod net;
@@ -14,6 +15,7 @@ pub mod rules_worker;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod web;
 
 /// The embedded database's file name inside the data dir.
 pub const DB_FILE: &str = "canhgac.db";

@@ -24,6 +24,36 @@ use crate::store::{AgentContext, AlertHit, EventRecord, RuleResults, Store};
 /// Events evaluated per round at most.
 const BATCH: u32 = 2000;
 
+/// The rule set in effect (files over built-ins, console overrides applied),
+/// published by the rule worker for the console.
+pub type SharedRules = Arc<std::sync::RwLock<Arc<RuleSet>>>;
+
+/// `base` with the console's enable / disable choices applied.
+pub fn with_overrides(base: &RuleSet, overrides: &[(String, bool)]) -> Arc<RuleSet> {
+    if overrides.is_empty() {
+        return Arc::new(base.clone());
+    }
+    let rules = base
+        .rules()
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let Some((_, on)) = overrides.iter().find(|(id, _)| *id == r.id) {
+                r.enabled = *on;
+            }
+            r
+        })
+        .collect();
+    // Ids are unique in `base`, so this cannot fail; keep `base` if it does.
+    RuleSet::from_rules(rules)
+        .map(Arc::new)
+        .unwrap_or_else(|_| Arc::new(base.clone()))
+}
+
+fn publish(shared: &SharedRules, set: Arc<RuleSet>) {
+    *shared.write().unwrap_or_else(|e| e.into_inner()) = set;
+}
+
 /// Loads the built-in packs with the data dir's rule files laid over them.
 pub fn load_rules(dir: &Path) -> Result<RuleSet, Vec<canhgac_rules::RuleError>> {
     RuleSet::load(dir.is_dir().then_some(dir))
@@ -243,11 +273,12 @@ pub async fn run(
     posture_interval: Duration,
     work: WorkingTime,
     wake: Arc<Notify>,
+    shared: SharedRules,
     notify: Option<crate::notify::NotifySender>,
     mut stop: watch::Receiver<bool>,
 ) {
     let dir = data_dir.join("rules");
-    let set = match load_rules(&dir) {
+    let base = match load_rules(&dir) {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors {
@@ -268,8 +299,13 @@ pub async fn run(
             }
         }
     };
-    tracing::info!(rules = set.rules().len(), "rules loaded");
-    let mut engine = Engine::new(Arc::new(set));
+    tracing::info!(rules = base.rules().len(), "rules loaded");
+    let overrides_now = |store: &Arc<dyn Store>| store.rule_overrides().unwrap_or_default();
+    let mut overrides = overrides_now(&store);
+    let mut base = base;
+    let set = with_overrides(&base, &overrides);
+    publish(&shared, set.clone());
+    let mut engine = Engine::new(set);
     let mut files = fingerprint(&dir);
     let mut last_reload_check = Instant::now();
     let mut last_posture = Instant::now() - posture_interval;
@@ -285,12 +321,24 @@ pub async fn run(
         if last_reload_check.elapsed() >= Duration::from_secs(2) {
             last_reload_check = Instant::now();
             let now_files = fingerprint(&dir);
+            let now_overrides = overrides_now(&store);
+            if now_overrides != overrides && now_files == files {
+                overrides = now_overrides;
+                let set = with_overrides(&base, &overrides);
+                publish(&shared, set.clone());
+                engine.set_rules(set);
+                last_posture = Instant::now() - posture_interval;
+            }
             if now_files != files {
                 files = now_files;
                 match load_rules(&dir) {
                     Ok(set) => {
                         tracing::info!(rules = set.rules().len(), "rules reloaded");
-                        engine.set_rules(Arc::new(set));
+                        base = set;
+                        overrides = overrides_now(&store);
+                        let set = with_overrides(&base, &overrides);
+                        publish(&shared, set.clone());
+                        engine.set_rules(set);
                         last_posture = Instant::now() - posture_interval;
                         let _ = store.audit("collector", "rules.reload", &dir.display().to_string(), "ok");
                     }
@@ -362,6 +410,13 @@ pub async fn run(
         let all = last_posture.elapsed() >= posture_interval;
         if all {
             last_posture = Instant::now();
+            let (s, now) = (store.clone(), canhgac_proto::event::now_rfc3339());
+            if let Ok(Ok(ids)) =
+                tokio::task::spawn_blocking(move || s.reopen_expired_suppressions(&now)).await
+                && !ids.is_empty()
+            {
+                tracing::info!(alerts = ids.len(), "suppressions ended; alerts reopened");
+            }
         }
         let now = chrono::Utc::now();
         for c in contexts

@@ -59,12 +59,18 @@ pub async fn run(
     tracing::info!(agents = %bound.agent, console = %bound.console, version = canhgac_proto::VERSION, "collector serving");
 
     let rules_wake = Arc::new(tokio::sync::Notify::new());
+    let shared_rules: crate::rules_worker::SharedRules = Arc::new(std::sync::RwLock::new(Arc::new(
+        crate::rules_worker::load_rules(&data_dir.join("rules"))
+            .or_else(|_| canhgac_rules::RuleSet::builtin())
+            .unwrap_or_default(),
+    )));
     let app = Arc::new(App {
         rules_wake: rules_wake.clone(),
         store: store.clone(),
         ca,
         config: cfg.clone(),
         data_dir: data_dir.to_path_buf(),
+        rules: shared_rules.clone(),
     });
     let (tx, rx) = watch::channel(false);
     let drain = Duration::from_secs(20);
@@ -97,6 +103,7 @@ pub async fn run(
         )
         .map_err(|e| anyhow::anyhow!("agents: {e}"))?,
         rules_wake,
+        shared_rules,
         Some(notifier),
         rx.clone(),
     ));

@@ -14,4 +14,13 @@ pub struct App {
     pub ca: Ca,
     pub config: CollectorConfig,
     pub data_dir: PathBuf,
+    /// The rules in effect, as the rule worker last loaded them.
+    pub rules: crate::rules_worker::SharedRules,
+}
+
+impl App {
+    /// The rule set in effect now.
+    pub fn rules(&self) -> Arc<canhgac_rules::RuleSet> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }

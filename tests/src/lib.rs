@@ -4,6 +4,8 @@
 //! The binaries are taken from the same target directory as the test
 //! executable; `scripts/test` builds them first.
 
+pub mod webdriver;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -347,6 +349,9 @@ pub struct Agent {
     pub run_as: Option<(u32, u32)>,
     /// Run the agent inside this network namespace.
     pub netns: Option<String>,
+    /// Run `enroll` and `run` in a UTS namespace with this host name
+    /// (`unshare --uts`), e.g. to give the machine a hostile name.
+    pub hostname: Option<String>,
     child: Option<Child>,
     log_index: u32,
 }
@@ -359,6 +364,7 @@ impl Agent {
             host_id: host_id.to_string(),
             run_as: None,
             netns: None,
+            hostname: None,
             child: None,
             log_index: 0,
         };
@@ -385,7 +391,7 @@ impl Agent {
 
     /// Runs `enroll`; returns the output, success or not.
     pub fn try_enroll(&self, token: &str) -> Output {
-        Command::new(bin("canhgac-agent"))
+        self.uts_wrapped(vec![bin("canhgac-agent").into()])
             .args([
                 "enroll",
                 "--token",
@@ -445,6 +451,27 @@ impl Agent {
             argv.extend(["--clear-groups", "--"].map(Into::into));
         }
         argv.push(bin("canhgac-agent").into());
+        self.uts_wrapped(argv)
+    }
+
+    /// `argv` as a command, inside a UTS namespace named `self.hostname` if set.
+    fn uts_wrapped(&self, argv: Vec<std::ffi::OsString>) -> Command {
+        let mut argv = argv;
+        if let Some(name) = &self.hostname {
+            let mut w: Vec<std::ffi::OsString> = [
+                "unshare",
+                "--uts",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$0\" > /proc/sys/kernel/hostname && exec \"$@\"",
+            ]
+            .map(Into::into)
+            .to_vec();
+            w.push(name.into());
+            w.append(&mut argv);
+            argv = w;
+        }
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..]);
         c

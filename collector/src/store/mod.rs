@@ -234,7 +234,15 @@ pub struct AlertRecord {
     pub last_seen: String,
     pub resolved_at: Option<String>,
     pub resolution: Option<String>,
+    pub assignee: Option<String>,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub suppressed_until: Option<String>,
 }
+
+/// Alert statuses. `open` and `acknowledged` are active; `suppressed` is
+/// silenced until a date (repeats still count); `resolved` is closed.
+pub const ALERT_STATUSES: [&str; 4] = ["open", "acknowledged", "suppressed", "resolved"];
 
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
@@ -242,7 +250,94 @@ pub struct AlertFilter {
     pub severity: Option<String>,
     pub rule_id: Option<String>,
     pub agent_id: Option<String>,
+    pub group: Option<String>,
+    pub level: Option<u8>,
+    /// Part of the host name.
+    pub host: Option<String>,
+    /// RFC 3339: alerts last seen at or after it.
+    pub since: Option<String>,
+    /// RFC 3339: alerts first seen before it.
+    pub until: Option<String>,
     pub limit: u32,
+    pub offset: u32,
+}
+
+/// One entry of an alert's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertHistoryRecord {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub note: String,
+}
+
+/// An alert with its evidence and history.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertDetail {
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    pub dedup_key: String,
+    /// The latest matching event or host state.
+    pub body: serde_json::Value,
+    /// Linked evidence events, newest first (at most 200 here).
+    pub evidence: Vec<EventRecord>,
+    pub evidence_total: u64,
+    pub history: Vec<AlertHistoryRecord>,
+}
+
+/// A change a person makes to an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertAction {
+    Acknowledge,
+    /// Resolving needs a note saying what was done.
+    Resolve {
+        note: String,
+    },
+    /// Silence until an RFC 3339 time in the future.
+    Suppress {
+        until: String,
+        note: String,
+    },
+    Reopen,
+    /// Assign to a console user, or unassign.
+    Assign {
+        user: Option<String>,
+    },
+}
+
+impl AlertAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlertAction::Acknowledge => "acknowledged",
+            AlertAction::Resolve { .. } => "resolved",
+            AlertAction::Suppress { .. } => "suppressed",
+            AlertAction::Reopen => "reopened",
+            AlertAction::Assign { .. } => "assigned",
+        }
+    }
+}
+
+/// Longest note kept with an alert change.
+pub const MAX_NOTE_CHARS: usize = 4000;
+
+/// Alert counts for the overview.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AlertSummary {
+    /// Active (open or acknowledged) alerts per severity.
+    pub active_by_severity: Vec<(String, u64)>,
+    /// (local day YYYY-MM-DD, severity, alerts first seen that day).
+    pub per_day: Vec<(String, String, u64)>,
+}
+
+/// A script's API token (the secret only as its hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub name: String,
+    pub user: String,
+    pub created_at: String,
+    pub last_used: Option<String>,
+    pub revoked_at: Option<String>,
 }
 
 /// The storage interface of the collector.
@@ -291,6 +386,27 @@ pub trait Store: Send + Sync {
     /// Records one round of rule results in one transaction.
     fn apply_rule_results(&self, r: &RuleResults) -> Result<AlertChanges>;
     fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// How many alerts `list_alerts` would return without limit and offset.
+    fn count_alerts(&self, f: &AlertFilter) -> Result<u64>;
+    fn alert(&self, id: i64) -> Result<Option<AlertDetail>>;
+    /// Applies a person's change to an alert, with its history and audit entry,
+    /// atomically. Refuses changes that make no sense for the alert's status.
+    fn alert_action(&self, id: i64, action: &AlertAction, actor: &str) -> Result<AlertRecord>;
+    /// Suppressed alerts whose date has passed become open again; returns them.
+    fn reopen_expired_suppressions(&self, now: &str) -> Result<Vec<i64>>;
+    /// Active alerts by severity, and alerts per local day since `since`.
+    fn alert_summary(&self, since: &str, utc_offset_minutes: i32) -> Result<AlertSummary>;
+    /// Rules switched on or off in the console: (rule id, enabled).
+    fn rule_overrides(&self) -> Result<Vec<(String, bool)>>;
+    fn set_rule_enabled(&self, rule_id: &str, enabled: Option<bool>, actor: &str) -> Result<()>;
+
+    // API tokens for scripts.
+    fn create_api_token(&self, t: &ApiTokenRecord, secret_sha256: &str, actor: &str) -> Result<()>;
+    fn list_api_tokens(&self) -> Result<Vec<ApiTokenRecord>>;
+    fn revoke_api_token(&self, id: &str, actor: &str) -> Result<()>;
+    /// The user an API token acts as, if the token is valid; records its use.
+    fn api_token_user(&self, secret_sha256: &str) -> Result<Option<UserRecord>>;
+    fn list_users(&self) -> Result<Vec<UserRecord>>;
 
     // Users, sessions, audit.
     fn create_user(&self, name: &str, role: &str, password_hash: &str, actor: &str) -> Result<()>;

@@ -93,7 +93,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     resolved_at TEXT,
     resolution TEXT,
     assignee TEXT,
-    body TEXT NOT NULL DEFAULT '{}'
+    body TEXT NOT NULL DEFAULT '{}',
+    acknowledged_at TEXT,
+    acknowledged_by TEXT,
+    suppressed_until TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts (rule_id, dedup_key, status);
 CREATE INDEX IF NOT EXISTS alerts_by_agent ON alerts (agent_id, kind, status);
@@ -102,6 +105,23 @@ CREATE TABLE IF NOT EXISTS alert_events (
     event_id INTEGER NOT NULL,
     PRIMARY KEY (alert_id, event_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_by_last_seen ON alerts (last_seen);
+CREATE INDEX IF NOT EXISTS alerts_by_first_seen ON alerts (first_seen);
+CREATE TABLE IF NOT EXISTS rule_overrides (
+    rule_id TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL,
+    changed_at TEXT NOT NULL,
+    changed_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    last_used TEXT,
+    revoked_at TEXT
+);
 CREATE TABLE IF NOT EXISTS alert_history (
     id INTEGER PRIMARY KEY,
     alert_id INTEGER NOT NULL,
@@ -182,6 +202,100 @@ fn open_conn(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The columns `alert_row` reads, in its order.
+const ALERT_COLUMNS: &str = "id, rule_id, kind, agent_id, host, group_name, level, severity, status, title_en, \
+    title_vi, count, first_seen, last_seen, resolved_at, resolution, assignee, acknowledged_at, acknowledged_by, \
+    suppressed_until";
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
+    Ok(AlertRecord {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        kind: r.get(2)?,
+        agent_id: r.get(3)?,
+        host: r.get(4)?,
+        group: r.get(5)?,
+        level: r.get(6)?,
+        severity: r.get(7)?,
+        status: r.get(8)?,
+        title_en: r.get(9)?,
+        title_vi: r.get(10)?,
+        count: r.get(11)?,
+        first_seen: r.get(12)?,
+        last_seen: r.get(13)?,
+        resolved_at: r.get(14)?,
+        resolution: r.get(15)?,
+        assignee: r.get(16)?,
+        acknowledged_at: r.get(17)?,
+        acknowledged_by: r.get(18)?,
+        suppressed_until: r.get(19)?,
+    })
+}
+
+/// The WHERE clause and its arguments for an alert filter.
+fn alert_where(f: &AlertFilter) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+    let mut sql = String::from("1=1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    // `#` in a condition stands for its numbered parameter.
+    for (cond, val) in [
+        ("status = #", f.status.clone()),
+        ("severity = #", f.severity.clone()),
+        ("rule_id = #", f.rule_id.clone()),
+        ("agent_id = #", f.agent_id.clone()),
+        ("group_name = #", f.group.clone()),
+        ("last_seen >= #", f.since.clone()),
+        ("first_seen < #", f.until.clone()),
+        (
+            "instr(lower(host), #) > 0",
+            f.host.as_ref().map(|h| h.to_lowercase()),
+        ),
+    ] {
+        if let Some(v) = val {
+            args.push(Box::new(v));
+            sql.push_str(" AND ");
+            sql.push_str(&cond.replace('#', &format!("?{}", args.len())));
+        }
+    }
+    if let Some(l) = f.level {
+        args.push(Box::new(l));
+        sql.push_str(&format!(" AND level = ?{}", args.len()));
+    }
+    (sql, args)
+}
+
+/// A person's note: trimmed, control characters other than newlines removed, bounded.
+fn clean_note(note: &str) -> Result<String> {
+    let note: String = note
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(StoreError::Refused(format!(
+            "the note is longer than {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    Ok(note)
+}
+
+/// Adds the listed columns to `table` where an older database lacks them.
+/// Does nothing when the table does not exist yet.
+fn add_missing_columns(conn: &Connection, table: &str, cols: &[(&str, &str)]) -> Result<()> {
+    let mut st = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let have: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<_>>()?;
+    if have.is_empty() {
+        return Ok(());
+    }
+    for (name, decl) in cols {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves a connection that is still valid.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -209,6 +323,17 @@ impl SqliteStore {
 
     fn open_inner(path: &Path, default_level: u8) -> Result<Self> {
         let admin = open_conn(path)?;
+        // Columns added since the first schema; added to older files in place.
+        // (Before SCHEMA, whose indexes may name them.)
+        add_missing_columns(
+            &admin,
+            "alerts",
+            &[
+                ("acknowledged_at", "TEXT"),
+                ("acknowledged_by", "TEXT"),
+                ("suppressed_until", "TEXT"),
+            ],
+        )?;
         admin.execute_batch(SCHEMA)?;
         let version: Option<String> = admin
             .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
@@ -1135,47 +1260,363 @@ impl Store for SqliteStore {
 
     fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>> {
         let conn = lock(&self.reader);
-        let mut sql = String::from(
-            "SELECT id, rule_id, kind, agent_id, host, group_name, level, severity, status, title_en, title_vi, count,
-             first_seen, last_seen, resolved_at, resolution FROM alerts WHERE 1=1",
-        );
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        for (col, val) in [
-            ("status", &f.status),
-            ("severity", &f.severity),
-            ("rule_id", &f.rule_id),
-            ("agent_id", &f.agent_id),
-        ] {
-            if let Some(v) = val {
-                args.push(Box::new(v.clone()));
-                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-            }
-        }
+        let (where_sql, mut args) = alert_where(f);
         args.push(Box::new(f.limit.max(1)));
-        sql.push_str(&format!(
-            " ORDER BY last_seen DESC, id DESC LIMIT ?{}",
+        args.push(Box::new(f.offset));
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {where_sql} ORDER BY last_seen DESC, id DESC LIMIT ?{} OFFSET ?{}",
+            args.len() - 1,
             args.len()
-        ));
+        );
         let mut st = conn.prepare(&sql)?;
         let rows = st
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                Ok(AlertRecord {
+            .query_map(rusqlite::params_from_iter(args.iter()), alert_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn count_alerts(&self, f: &AlertFilter) -> Result<u64> {
+        let conn = lock(&self.reader);
+        let (where_sql, args) = alert_where(f);
+        let n = conn.query_row(
+            &format!("SELECT COUNT(*) FROM alerts WHERE {where_sql}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?;
+        Ok(n)
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<AlertDetail>> {
+        let conn = lock(&self.reader);
+        let row = conn
+            .query_row(
+                &format!("SELECT {ALERT_COLUMNS}, dedup_key, body FROM alerts WHERE id = ?1"),
+                [id],
+                |r| Ok((alert_row(r)?, r.get::<_, String>(20)?, r.get::<_, String>(21)?)),
+            )
+            .optional()?;
+        let Some((alert, dedup_key, body)) = row else {
+            return Ok(None);
+        };
+        let evidence_total: u64 = conn.query_row(
+            "SELECT COUNT(*) FROM alert_events WHERE alert_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let mut st = conn.prepare(
+            "SELECT e.id, e.agent_id, e.seq, e.ts, e.received_at, e.kind, e.body FROM alert_events a
+             JOIN events e ON e.id = a.event_id WHERE a.alert_id = ?1 ORDER BY e.id DESC LIMIT 200",
+        )?;
+        let evidence = st
+            .query_map([id], event_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = conn
+            .prepare("SELECT at, actor, action, note FROM alert_history WHERE alert_id = ?1 ORDER BY id")?;
+        let history = st
+            .query_map([id], |r| {
+                Ok(AlertHistoryRecord {
+                    at: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    note: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(AlertDetail {
+            alert,
+            dedup_key,
+            body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+            evidence,
+            evidence_total,
+            history,
+        }))
+    }
+
+    fn alert_action(&self, id: i64, action: &AlertAction, actor: &str) -> Result<AlertRecord> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = tx
+            .query_row(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+                [id],
+                alert_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))?;
+        let at = now();
+        let refuse = |what: &str| {
+            Err(StoreError::Refused(format!(
+                "alert {id} is {}; it cannot be {what}",
+                current.status
+            )))
+        };
+        let note = match action {
+            AlertAction::Acknowledge => {
+                if current.status != "open" {
+                    return refuse("acknowledged");
+                }
+                tx.execute(
+                    "UPDATE alerts SET status = 'acknowledged', acknowledged_at = ?2, acknowledged_by = ?3 WHERE id = ?1",
+                    params![id, at, actor],
+                )?;
+                String::new()
+            }
+            AlertAction::Resolve { note } => {
+                let note = clean_note(note)?;
+                if note.is_empty() {
+                    return Err(StoreError::Refused(
+                        "resolving an alert needs a note saying what was done".into(),
+                    ));
+                }
+                if current.status == "resolved" {
+                    return refuse("resolved again");
+                }
+                tx.execute(
+                    "UPDATE alerts SET status = 'resolved', resolved_at = ?2, resolution = ?3 WHERE id = ?1",
+                    params![id, at, note],
+                )?;
+                note
+            }
+            AlertAction::Suppress { until, note } => {
+                let until = normalise_time(until)
+                    .ok_or_else(|| StoreError::Refused(format!("{until:?} is not a date and time")))?;
+                if until <= at {
+                    return Err(StoreError::Refused("suppress until a time in the future".into()));
+                }
+                if current.status == "resolved" {
+                    return refuse("suppressed");
+                }
+                tx.execute(
+                    "UPDATE alerts SET status = 'suppressed', suppressed_until = ?2 WHERE id = ?1",
+                    params![id, until],
+                )?;
+                let note = clean_note(note)?;
+                if note.is_empty() {
+                    format!("until {until}")
+                } else {
+                    format!("until {until}: {note}")
+                }
+            }
+            AlertAction::Reopen => {
+                if current.status == "open" {
+                    return refuse("reopened");
+                }
+                tx.execute(
+                    "UPDATE alerts SET status = 'open', resolved_at = NULL, resolution = NULL,
+                     suppressed_until = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                String::new()
+            }
+            AlertAction::Assign { user } => {
+                if let Some(u) = user {
+                    let exists: bool =
+                        tx.query_row("SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)", [u], |r| {
+                            r.get(0)
+                        })?;
+                    if !exists {
+                        return Err(StoreError::NotFound(format!("user {u}")));
+                    }
+                }
+                tx.execute("UPDATE alerts SET assignee = ?2 WHERE id = ?1", params![id, user])?;
+                user.clone().unwrap_or_else(|| "nobody".into())
+            }
+        };
+        tx.execute(
+            "INSERT INTO alert_history (alert_id, at, actor, action, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, at, actor, action.name(), note],
+        )?;
+        audit_on(
+            &tx,
+            actor,
+            &format!("alert.{}", action.name()),
+            &format!("alert {id}"),
+            &note,
+        )?;
+        let updated = tx.query_row(
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+            [id],
+            alert_row,
+        )?;
+        tx.commit()?;
+        Ok(updated)
+    }
+
+    fn reopen_expired_suppressions(&self, now_ts: &str) -> Result<Vec<i64>> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let ids: Vec<i64> = {
+            let mut st =
+                tx.prepare("SELECT id FROM alerts WHERE status = 'suppressed' AND suppressed_until <= ?1")?;
+            st.query_map([now_ts], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for id in &ids {
+            tx.execute(
+                "UPDATE alerts SET status = 'open', suppressed_until = NULL WHERE id = ?1",
+                [id],
+            )?;
+            tx.execute(
+                "INSERT INTO alert_history (alert_id, at, actor, action, note)
+                 VALUES (?1, ?2, 'collector', 'reopened', 'the suppression ended')",
+                params![id, now()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn alert_summary(&self, since: &str, utc_offset_minutes: i32) -> Result<AlertSummary> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare(
+            "SELECT severity, COUNT(*) FROM alerts WHERE status IN ('open', 'acknowledged') GROUP BY severity",
+        )?;
+        let active_by_severity = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = conn.prepare(
+            "SELECT date(first_seen, ?2 || ' minutes') AS day, severity, COUNT(*) FROM alerts
+             WHERE first_seen >= ?1 GROUP BY day, severity ORDER BY day",
+        )?;
+        let per_day = st
+            .query_map(params![since, utc_offset_minutes], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(AlertSummary {
+            active_by_severity,
+            per_day,
+        })
+    }
+
+    fn rule_overrides(&self) -> Result<Vec<(String, bool)>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare("SELECT rule_id, enabled FROM rule_overrides ORDER BY rule_id")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn set_rule_enabled(&self, rule_id: &str, enabled: Option<bool>, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        match enabled {
+            Some(on) => {
+                tx.execute(
+                    "INSERT INTO rule_overrides (rule_id, enabled, changed_at, changed_by) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (rule_id) DO UPDATE SET enabled = ?2, changed_at = ?3, changed_by = ?4",
+                    params![rule_id, on, now(), actor],
+                )?;
+            }
+            None => {
+                tx.execute("DELETE FROM rule_overrides WHERE rule_id = ?1", [rule_id])?;
+            }
+        }
+        let what = match enabled {
+            Some(true) => "rule.enable",
+            Some(false) => "rule.disable",
+            None => "rule.default",
+        };
+        audit_on(&tx, actor, what, rule_id, "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn create_api_token(&self, t: &ApiTokenRecord, secret_sha256: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+            [&t.user],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(StoreError::NotFound(format!("user {}", t.user)));
+        }
+        tx.execute(
+            "INSERT INTO api_tokens (id, name, user_name, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![t.id, t.name, t.user, secret_sha256, t.created_at],
+        )?;
+        audit_on(
+            &tx,
+            actor,
+            "api_token.create",
+            &t.id,
+            &format!("name={} user={}", t.name, t.user),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare(
+            "SELECT id, name, user_name, created_at, last_used, revoked_at FROM api_tokens ORDER BY created_at",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ApiTokenRecord {
                     id: r.get(0)?,
-                    rule_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    agent_id: r.get(3)?,
-                    host: r.get(4)?,
-                    group: r.get(5)?,
-                    level: r.get(6)?,
-                    severity: r.get(7)?,
-                    status: r.get(8)?,
-                    title_en: r.get(9)?,
-                    title_vi: r.get(10)?,
-                    count: r.get(11)?,
-                    first_seen: r.get(12)?,
-                    last_seen: r.get(13)?,
-                    resolved_at: r.get(14)?,
-                    resolution: r.get(15)?,
+                    name: r.get(1)?,
+                    user: r.get(2)?,
+                    created_at: r.get(3)?,
+                    last_used: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn revoke_api_token(&self, id: &str, actor: &str) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active API token {id}")));
+        }
+        audit_on(&tx, actor, "api_token.revoke", id, "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn api_token_user(&self, secret_sha256: &str) -> Result<Option<UserRecord>> {
+        let conn = lock(&self.admin);
+        let user: Option<String> = conn
+            .query_row(
+                "SELECT user_name FROM api_tokens WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+                [secret_sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        conn.execute(
+            "UPDATE api_tokens SET last_used = ?2 WHERE secret_sha256 = ?1",
+            params![secret_sha256, now()],
+        )?;
+        drop(conn);
+        self.get_user(&user)
+    }
+
+    fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let conn = lock(&self.reader);
+        let mut st = conn.prepare(
+            "SELECT name, role, password_hash, failed_logins, locked_until FROM users ORDER BY name",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(UserRecord {
+                    name: r.get(0)?,
+                    role: r.get(1)?,
+                    password_hash: r.get(2)?,
+                    failed_logins: r.get(3)?,
+                    locked_until: r.get(4)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1284,6 +1725,7 @@ impl Store for SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+
     // Notifications.
     fn list_notify_channels(&self) -> Result<Vec<StoredChannel>> {
         let conn = lock(&self.reader);
