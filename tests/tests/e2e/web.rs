@@ -204,6 +204,15 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
 
         b.goto(&format!("{base}/agents/{}", a.agent_id()));
         assert_escaped(&b, "agent detail");
+        for page in ["/reports", "/reports/annual", "/rules?level=3"] {
+            b.goto(&format!("{base}{page}"));
+            assert_escaped(&b, page);
+            assert_fits(&b, page);
+        }
+        assert!(
+            b.text().contains("local-webroot-change"),
+            "the custom rule is listed"
+        );
 
         // The alert: evidence names the hostile file as text; acknowledge; resolve with a note.
         b.goto(&format!("{base}/alerts/{id}"));
