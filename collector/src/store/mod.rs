@@ -5,7 +5,9 @@
 //! interface is synchronous: async callers use `spawn_blocking`. Types here
 //! are plain values, independent of the backend.
 
+pub mod postgres;
 pub mod sqlite;
+mod sqlite_retention;
 
 use canhgac_proto::wire::{Heartbeat, HostFacts};
 use serde::Serialize;
@@ -412,6 +414,15 @@ pub trait Store: Send + Sync {
     fn create_user(&self, name: &str, role: &str, password_hash: &str, actor: &str) -> Result<()>;
     fn get_user(&self, name: &str) -> Result<Option<UserRecord>>;
     fn record_login(&self, name: &str, ok: bool, lock_after: u32, lock_for_secs: i64) -> Result<()>;
+    /// Sets a user's password hash, clears a lock, and ends the user's other
+    /// sessions (all but `keep_session`, a session token's SHA-256).
+    fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        actor: &str,
+    ) -> Result<()>;
     fn create_session(&self, token_sha256: &str, user: &str, expires_at: &str) -> Result<()>;
     fn session_user(&self, token_sha256: &str) -> Result<Option<UserRecord>>;
     fn delete_session(&self, token_sha256: &str) -> Result<()>;
@@ -432,6 +443,44 @@ pub trait Store: Send + Sync {
     fn list_delivery_failures(&self, limit: u32) -> Result<Vec<DeliveryRecord>>;
     /// Alerts by id with their latest evidence body, for notifications.
     fn alerts_for_notification(&self, ids: &[i64]) -> Result<Vec<NotifyAlert>>;
+
+    // Retention.
+    /// Deletes events older than their agent's level keeps them (see
+    /// [`Retention`]), in bounded steps; run by one instance at a time.
+    fn apply_retention(&self, now: chrono::DateTime<chrono::Utc>, policy: &Retention) -> Result<RetentionReport>;
+}
+
+/// How long events are kept, per security level of the agent's group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    /// Days kept for levels 1 to 5 (index 0 is level 1).
+    pub keep_days: [u32; 5],
+    /// Level of an agent whose group is unknown.
+    pub default_level: u8,
+}
+
+impl Retention {
+    /// Days kept at a level (an unknown level keeps the longest).
+    pub fn days_for(&self, level: u8) -> u32 {
+        match level {
+            1..=5 => self.keep_days[level as usize - 1],
+            _ => self.max_days(),
+        }
+    }
+
+    /// The longest keep time: events older than it go whatever their level.
+    pub fn max_days(&self) -> u32 {
+        self.keep_days.iter().copied().max().unwrap_or(366)
+    }
+}
+
+/// What one retention run removed.
+#[derive(Debug, Clone, Default)]
+pub struct RetentionReport {
+    /// Events deleted row by row (per level).
+    pub deleted: u64,
+    /// Whole event partitions dropped (PostgreSQL).
+    pub partitions_dropped: Vec<String>,
 }
 
 /// Current time in the store's timestamp format (RFC 3339, UTC, milliseconds).

@@ -1672,6 +1672,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        let mut conn = lock(&self.admin);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until = NULL WHERE name = ?1",
+            params![name, password_hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {name}")));
+        }
+        tx.execute(
+            "DELETE FROM sessions WHERE user_name = ?1 AND token_sha256 != ?2",
+            params![name, keep_session.unwrap_or("")],
+        )?;
+        audit_on(&tx, actor, "user.password", name, "")?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn create_session(&self, token_sha256: &str, user: &str, expires_at: &str) -> Result<()> {
         let conn = lock(&self.admin);
         conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now()])?;
@@ -1790,6 +1815,10 @@ impl Store for SqliteStore {
 
     fn list_delivery_failures(&self, limit: u32) -> Result<Vec<DeliveryRecord>> {
         deliveries(&lock(&self.reader), true, limit)
+    }
+
+    fn apply_retention(&self, now: chrono::DateTime<chrono::Utc>, policy: &Retention) -> Result<RetentionReport> {
+        super::sqlite_retention::apply(&self.admin, now, policy)
     }
 
     fn alerts_for_notification(&self, ids: &[i64]) -> Result<Vec<NotifyAlert>> {

@@ -55,7 +55,7 @@ pub fn page(c: &Ctx, title: &str, active: &str, body: Markup) -> Markup {
                         }
                     }
                     div.who {
-                        span.user { (c.user.name) " · " (c.t(&format!("role.{}", c.user.role))) }
+                        a.user href="/account" title=(c.t("acc.title")) { (c.user.name) " · " (c.t(&format!("role.{}", c.user.role))) }
                         a href=(switch) lang=(c.lang.other().code()) { (c.t("lang.switch")) }
                         form.inline method="post" action="/logout" {
                             (csrf(c))

@@ -62,6 +62,8 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/audit", get(settings::audit))
         .route("/admin", get(settings::page))
         .route("/admin/users", post(settings::add_user))
+        .route("/admin/users/{name}/reset", post(settings::reset_password))
+        .route("/account", get(settings::account).post(settings::change_password))
         .route("/admin/api-tokens", post(settings::add_api_token))
         .route("/admin/api-tokens/{id}/revoke", post(settings::revoke_api_token))
         .route("/admin/groups", post(settings::group))

@@ -58,11 +58,13 @@ pub async fn page(c: Ctx) -> Response {
         section {
             h2 { (c.t("adm.users")) }
             table {
-                thead { tr { th { (c.t("col.name")) } th { (c.t("col.role")) } th { (c.t("col.status")) } } }
+                thead { tr { th { (c.t("col.name")) } th { (c.t("col.role")) } th { (c.t("col.status")) } th {} } }
                 tbody {
                     @for u in &users {
                         tr { td { (u.name) } td { (c.t(&format!("role.{}", u.role))) }
-                             td { @if let Some(l) = &u.locked_until { (c.t("login.locked")) " " (c.time(l)) } } }
+                             td { @if let Some(l) = &u.locked_until { (c.t("login.locked")) " " (c.time(l)) } }
+                             td { form.inline method="post" action={"/admin/users/" (urlencode(&u.name)) "/reset"} {
+                                 (csrf(&c)) button type="submit" { (c.t("adm.reset")) } } } }
                     }
                 }
             }
@@ -299,6 +301,86 @@ pub async fn delete_channel(c: Ctx, Path(name): Path<String>, body: axum::body::
     {
         Ok(Ok(())) => see_other("/admin?msg=done"),
         Ok(Err(e)) => c.error(StatusCode::BAD_REQUEST, &e),
+        Err(r) => r,
+    }
+}
+
+/// Shortest password a person may choose.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+pub async fn account(c: Ctx) -> Response {
+    let body = html! {
+        section {
+            h2 { (c.t("acc.change")) }
+            form method="post" action="/account" {
+                (csrf(&c))
+                p { label { (c.t("acc.current")) br; input type="password" name="current" autocomplete="current-password" required; } }
+                p { label { (c.t("acc.new")) br; input type="password" name="new" autocomplete="new-password" required minlength=(MIN_PASSWORD_CHARS); } }
+                p { label { (c.t("acc.repeat")) br; input type="password" name="repeat" autocomplete="new-password" required minlength=(MIN_PASSWORD_CHARS); } }
+                button type="submit" { (c.t("a.save")) }
+            }
+        }
+    };
+    layout::page(&c, c.t("acc.title"), "", body).into_response()
+}
+
+pub async fn change_password(c: Ctx, body: axum::body::Bytes) -> Response {
+    let form = match c.form(&body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let raw = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (current, new, repeat) = (raw("current"), raw("new"), raw("repeat"));
+    if new != repeat {
+        return c.error(StatusCode::BAD_REQUEST, c.t("acc.mismatch"));
+    }
+    if new.chars().count() < MIN_PASSWORD_CHARS {
+        return c.error(StatusCode::BAD_REQUEST, c.t("acc.short"));
+    }
+    let hash = c.user.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&current, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return c.error(StatusCode::FORBIDDEN, c.t("login.wrong"));
+    }
+    let new_hash = match tokio::task::spawn_blocking(move || crate::auth::hash_password(&new)).await {
+        Ok(Ok(h)) => h,
+        _ => return c.error(StatusCode::INTERNAL_SERVER_ERROR, "hash"),
+    };
+    let (name, keep) = (c.user.name.clone(), c.session_hash.clone());
+    match c
+        .run(move |s| s.set_user_password(&name, &new_hash, Some(&keep), &name))
+        .await
+    {
+        Ok(()) => see_other("/account?msg=done"),
+        Err(r) => r,
+    }
+}
+
+pub async fn reset_password(c: Ctx, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
+    if let Err(r) = c.form(&body) {
+        return r;
+    }
+    if let Err(r) = c.require(&["admin"]) {
+        return r;
+    }
+    let password = crate::auth::generate_password();
+    let hash = match crate::auth::hash_password(&password) {
+        Ok(h) => h,
+        Err(e) => return c.error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let actor = c.user.name.clone();
+    match c
+        .run(move |s| s.set_user_password(&name, &hash, None, &actor))
+        .await
+    {
+        Ok(()) => see_other(&format!("/admin?password={}", urlencode(&password))),
         Err(r) => r,
     }
 }

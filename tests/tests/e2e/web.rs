@@ -383,3 +383,261 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
     );
     assert_eq!(audit.unwrap(), 0);
 }
+
+const COUNTED_RULE: &str = r#"id: local-counted
+title: {vi: Sự kiện thử nghiệm đếm theo chỉ số, en: Synthetic event counted by index}
+severity: medium
+status: test
+levels: [1, 2, 3, 4, 5]
+detection:
+  selection:
+    event.dataset: synthetic.test
+  condition: selection
+dedup:
+  key: [canhgac.synthetic.index]
+  window: 1h
+remediation: {vi: Không cần làm gì., en: Nothing to do.}
+examples:
+  match:
+    - {event.dataset: synthetic.test}
+  no_match:
+    - {event.dataset: fim.file}
+"#;
+
+fn counted(c: &Collector) -> Vec<Value> {
+    let mut v: Vec<Value> = alerts(c)
+        .into_iter()
+        .filter(|a| a["rule_id"] == "local-counted")
+        .collect();
+    v.sort_by_key(|a| a["id"].as_i64());
+    v
+}
+
+/// The maintainer's pages: enrollment token, groups, moving an agent, rules
+/// switched off and on, bulk acknowledge, API tokens for scripts, the CSV
+/// report, and changing one's password.
+#[test]
+fn an_admin_enrolls_moves_switches_rules_and_scripts_use_an_api_token() {
+    let mut c = Collector::init();
+    let rules = c.data_dir().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("counted.yml"), COUNTED_RULE).unwrap();
+    // Tokens made in the console carry the addresses in collector.toml.
+    let cfg = c.data_dir().join("collector.toml");
+    let text: String = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("public_addresses =") {
+                format!("public_addresses = [\"127.0.0.1:{}\"]\n", c.agent_port)
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&cfg, text).unwrap();
+    c.start();
+    let base = format!("https://localhost:{}", c.console_port);
+    let b = Browser::start();
+    login(&b, &base, "admin", &c.admin_password);
+
+    // An enrollment token made on the Agents page enrolls a real agent.
+    b.goto(&format!("{base}/agents"));
+    b.find("form[action='/agents/tokens'] button").click();
+    wait_shows(&b, "pre.token", "CGT1.");
+    let token = b.find("pre.token").text().trim().to_string();
+    let mut a = Agent::new("console-admin");
+    let agent_id = a.enroll(&token);
+    a.start();
+    wait_for(Duration::from_secs(20), "the agent online", || {
+        let out = c.cli_ok(&["agents", "list", "--json"]);
+        out.contains("\"online\"").then_some(())
+    });
+
+    // A new group at level 3, and the agent moved into it.
+    b.goto(&format!("{base}/admin"));
+    b.find("form[action='/admin/groups'] input[name=name]:not([type=hidden])")
+        .type_text("ketoan");
+    b.eval("document.querySelector('form input[name=create] ~ label ~ label select[name=level]').value = '3'; return 0;");
+    b.find("form[action='/admin/groups'] input[name=create] ~ label ~ label ~ button")
+        .click();
+    wait_shows(&b, "main", "ketoan");
+    b.goto(&format!("{base}/agents/{agent_id}"));
+    b.eval("document.querySelector('select[name=group]').value = 'ketoan'; return 0;");
+    b.find("form input[value=group] ~ button").click();
+    wait_for(Duration::from_secs(10), "the agent in group ketoan", || {
+        let out = c.cli_ok(&["agents", "list", "--json"]);
+        out.contains("\"group\":\"ketoan\"").then_some(())
+    });
+
+    // Two alerts; both acknowledged at once with "select all".
+    a.inject(2);
+    wait_for(Duration::from_secs(20), "two alerts", || {
+        (counted(&c).len() == 2).then_some(())
+    });
+    b.goto(&format!("{base}/alerts?rule=local-counted"));
+    b.find("#select-all").click();
+    assert_eq!(b.find_all("input[name=ids]").len(), 2);
+    b.find("form#bulk button[name=action]").click();
+    wait_for(Duration::from_secs(10), "both acknowledged", || {
+        counted(&c)
+            .iter()
+            .all(|a| a["status"] == "acknowledged")
+            .then_some(())
+    });
+
+    // The rule switched off: a repeat is not counted; back on: it is.
+    b.goto(&format!("{base}/rules?level=3"));
+    b.find("form[action='/rules/local-counted'] button[value=off]")
+        .click();
+    wait_shows(&b, "main", "local-counted");
+    std::thread::sleep(Duration::from_secs(4)); // the rule worker looks every 2 s
+    let stored_before = c.events(&["--kind", "synthetic.test"]).len();
+    a.inject(1);
+    wait_for(Duration::from_secs(20), "the repeat stored", || {
+        (c.events(&["--kind", "synthetic.test", "--limit", "100"]).len() > stored_before).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(counted(&c)[0]["count"], 1, "a switched-off rule counted an event");
+    b.goto(&format!("{base}/rules?level=3"));
+    b.find("form[action='/rules/local-counted'] button[value=on]")
+        .click();
+    std::thread::sleep(Duration::from_secs(4));
+    a.inject(1);
+    wait_for(
+        Duration::from_secs(20),
+        "the repeat counted once the rule is on",
+        || (counted(&c)[0]["count"] == 2).then_some(()),
+    );
+
+    // An API token made on the Administration page drives the JSON API.
+    b.goto(&format!("{base}/admin"));
+    b.find("form[action='/admin/api-tokens'] input[name=name]")
+        .type_text("nightly report");
+    b.find("form[action='/admin/api-tokens'] button").click();
+    wait_shows(&b, "code.token", "cga_");
+    let api = b.find("code.token").text().trim().to_string();
+    let first = counted(&c)[0]["id"].as_i64().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cl = https_client(&c);
+        let bearer = format!("Bearer {api}");
+        let list: Value = serde_json::from_slice(
+            &cl.request_with(
+                "GET",
+                "/api/alerts?rule=local-counted",
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 2);
+        let spec: Value =
+            serde_json::from_slice(&cl.request("GET", "/api/openapi.json", None).await.unwrap()).unwrap();
+        assert!(spec["paths"]["/api/alerts/{id}/actions"].is_object());
+        // Resolving needs a note.
+        let path = format!("/api/alerts/{first}/actions");
+        let r = cl
+            .request_with(
+                "POST",
+                &path,
+                &[("authorization", &bearer)],
+                Some(br#"{"action":"resolve","note":" "}"#.to_vec()),
+            )
+            .await;
+        assert_eq!(status_of(r), 403);
+        let done: Value = serde_json::from_slice(
+            &cl.request_with(
+                "POST",
+                &path,
+                &[("authorization", &bearer)],
+                Some(br#"{"action":"resolve","note":"checked by the nightly script"}"#.to_vec()),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(done["status"], "resolved");
+        let detail: Value = serde_json::from_slice(
+            &cl.request_with(
+                "GET",
+                &format!("/api/alerts/{first}"),
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            detail["alert"]["history"].as_array().unwrap().last().unwrap()["actor"],
+            "admin"
+        );
+        let report: Value = serde_json::from_slice(
+            &cl.request_with(
+                "GET",
+                "/api/reports/compliance?group=ketoan",
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["groups"][0]["group"], "ketoan");
+        assert_eq!(report["groups"][0]["level"], 3);
+        assert_eq!(report["groups"][0]["machines"][0]["agent_id"], agent_id.as_str());
+        // The CSV export (a browser download) with a session cookie.
+        let body =
+            serde_json::to_vec(&serde_json::json!({"username": "admin", "password": c.admin_password}))
+                .unwrap();
+        let v: Value =
+            serde_json::from_slice(&cl.request("POST", "/api/login", Some(body)).await.unwrap()).unwrap();
+        let cookie = format!("canhgac_session={}", v["token"].as_str().unwrap());
+        let csv = cl
+            .request_with(
+                "GET",
+                "/reports/compliance.csv?group=ketoan",
+                &[("cookie", &cookie)],
+                None,
+            )
+            .await
+            .unwrap();
+        let csv = String::from_utf8(csv.to_vec()).unwrap();
+        assert!(csv.starts_with("period_from,period_to,group,level,host,agent_id,requirement"));
+        assert!(csv.lines().skip(1).all(|l| l.contains(&format!(",ketoan,3,"))));
+        assert!(csv.lines().count() > 5, "one row per requirement at level 3");
+    });
+
+    // Changing one's password: the old one stops working.
+    b.goto(&format!("{base}/account"));
+    b.find("input[name=current]").type_text(&c.admin_password);
+    b.find("input[name=new]").type_text("a new long passphrase");
+    b.find("input[name=repeat]").type_text("a new long passphrase");
+    b.find("form[action='/account'] button").click();
+    wait_shows(
+        &b,
+        "main",
+        if b.find("html").attr("lang").as_deref() == Some("vi") {
+            "Đã lưu"
+        } else {
+            "Saved"
+        },
+    );
+    rt.block_on(async {
+        let mut cl = https_client(&c);
+        let old = serde_json::to_vec(&serde_json::json!({"username": "admin", "password": c.admin_password}))
+            .unwrap();
+        assert_eq!(status_of(cl.request("POST", "/api/login", Some(old)).await), 401);
+        let new = serde_json::to_vec(
+            &serde_json::json!({"username": "admin", "password": "a new long passphrase"}),
+        )
+        .unwrap();
+        cl.request("POST", "/api/login", Some(new)).await.unwrap();
+    });
+}
