@@ -130,6 +130,8 @@ pub enum ConfigCmd {
 }
 
 pub fn main() -> ExitCode {
+    #[cfg(windows)]
+    crate::service::windows::use_system_program_data();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -122,6 +122,15 @@ pub fn program_data() -> PathBuf {
     PathBuf::from(std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into())).join("canhgac")
 }
 
+/// `%SystemDrive%` (any case) in a registry path replaced by `drive`.
+pub fn expand_system_drive(raw: &str, drive: &str) -> String {
+    let key = "%systemdrive%";
+    match raw.to_ascii_lowercase().find(key) {
+        Some(i) => format!("{}{drive}{}", &raw[..i], &raw[i + key.len()..]),
+        None => raw.to_string(),
+    }
+}
+
 /// The config text a new install writes: the documented defaults, with the
 /// collector addresses given at install time.
 pub fn initial_config(collectors: &[String]) -> anyhow::Result<String> {
@@ -272,6 +281,21 @@ pub fn manager_state() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_drive_is_expanded() {
+        assert_eq!(
+            expand_system_drive("%SystemDrive%\\ProgramData", "D:"),
+            "D:\\ProgramData"
+        );
+        assert_eq!(
+            expand_system_drive("%SYSTEMDRIVE%\\ProgramData", "C:"),
+            "C:\\ProgramData"
+        );
+        assert_eq!(expand_system_drive("C:\\ProgramData", "D:"), "C:\\ProgramData");
+        assert_eq!(expand_system_drive("%SystemDrive", "D:"), "%SystemDrive");
+        assert_eq!(expand_system_drive("", "D:"), "");
+    }
 
     #[test]
     fn initial_config_carries_collectors_and_refuses_bad_ones() {

@@ -33,6 +33,34 @@ static RUN: OnceLock<ServiceRun> = OnceLock::new();
 
 define_windows_service!(ffi_service_main, service_main);
 
+/// `%ProgramData%` as the system defines it (ProfileList\\ProgramData),
+/// with `%SystemDrive%` expanded.
+pub fn system_program_data() -> Option<PathBuf> {
+    use winreg::RegKey;
+    use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
+    let key = RegKey::predef(HKEY_LOCAL_MACHINE)
+        .open_subkey_with_flags(
+            "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList",
+            KEY_READ | KEY_WOW64_64KEY,
+        )
+        .ok()?;
+    let raw: String = key.get_value("ProgramData").ok()?;
+    let drive = std::env::var("SystemDrive").unwrap_or_else(|_| "C:".into());
+    Some(PathBuf::from(super::expand_system_drive(&raw, &drive)))
+}
+
+/// Makes `%ProgramData%` the system's: a service's environment may carry
+/// another one (wine gives services `C:\\users\\Public`), and the state,
+/// config and logs must be the same for the service and an elevated prompt.
+pub fn use_system_program_data() {
+    if let Some(p) = system_program_data()
+        && std::env::var_os("ProgramData").as_deref() != Some(p.as_os_str())
+    {
+        // SAFETY: called first thing in main's dispatch, before any thread starts.
+        unsafe { std::env::set_var("ProgramData", &p) };
+    }
+}
+
 /// Hands the process to the SCM; returns when the service has stopped.
 pub fn dispatch(run: ServiceRun) -> anyhow::Result<()> {
     let _ = RUN.set(run);
@@ -182,14 +210,24 @@ fn service_info(exe: &Path) -> ServiceInfo {
     }
 }
 
+/// Description, recovery actions and pre-shutdown timeout. A part the
+/// system refuses is reported and skipped: the service runs without it.
 fn configure(svc: &windows_service::service::Service) -> anyhow::Result<()> {
-    svc.set_description("canhgac host security monitoring agent: antivirus, firewall, file integrity")?;
-    svc.update_failure_actions(failure_actions())
-        .context("cannot set the recovery actions")?;
-    svc.set_failure_actions_on_non_crash_failures(true)?;
-    if let Err(e) = svc.set_preshutdown_timeout(STOP_WAIT) {
-        eprintln!("warning: cannot set the pre-shutdown timeout: {e}");
-    }
+    let warn = |what: &str, r: windows_service::Result<()>| {
+        if let Err(e) = r {
+            eprintln!("warning: cannot set the service's {what}: {e}");
+        }
+    };
+    warn(
+        "description",
+        svc.set_description("canhgac host security monitoring agent: antivirus, firewall, file integrity"),
+    );
+    warn("recovery actions", svc.update_failure_actions(failure_actions()));
+    warn(
+        "recovery on non-crash failures",
+        svc.set_failure_actions_on_non_crash_failures(true),
+    );
+    warn("pre-shutdown timeout", svc.set_preshutdown_timeout(STOP_WAIT));
     Ok(())
 }
 
