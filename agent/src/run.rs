@@ -55,19 +55,43 @@ struct Shared {
     spool: SharedSpool,
     notify: Notify,
     status: Mutex<Status>,
+    /// Woken when the status changed; the status writer writes the file.
+    status_changed: Notify,
     local: toml::Table,
     settings: watch::Sender<AgentSettings>,
 }
 
 impl Shared {
+    /// Changes the status; the status writer puts it in `status.json` soon
+    /// (at most every 250 ms, off the async threads, without fsync: the
+    /// file only informs `canhgac-agent status`).
     fn update_status(&self, f: impl FnOnce(&mut Status)) {
-        let snapshot = {
+        {
             let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut s);
             s.updated_at = canhgac_proto::event::now_rfc3339();
-            s.clone()
-        };
+        }
+        self.status_changed.notify_one();
+    }
+
+    /// Writes `status.json` now.
+    fn write_status_now(&self) {
+        let snapshot = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         state::write_status(&self.dir, &snapshot);
+    }
+}
+
+/// Writes `status.json` after changes, coalescing bursts (one write per batch
+/// shipped would cost an fsync each on the shipping path).
+async fn status_writer(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shared.status_changed.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.write_status_now()).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -108,6 +132,7 @@ pub async fn run_ready(
         dir: state_dir.to_path_buf(),
         spool: Arc::new(Mutex::new(spool)),
         notify: Notify::new(),
+        status_changed: Notify::new(),
         status: Mutex::new(Status {
             pid: std::process::id(),
             connection: "disconnected".into(),
@@ -117,7 +142,8 @@ pub async fn run_ready(
         local: cfg.settings.clone(),
         settings: settings_tx,
     });
-    shared.update_status(|_| {});
+    shared.write_status_now();
+    let status_task = tokio::spawn(status_writer(shared.clone(), stop.clone()));
     tracing::info!(agent = %creds.identity.agent_id, collectors = ?collectors, version = canhgac_proto::VERSION, "agent running");
     if let Some(r) = ready {
         let _ = r.send(());
@@ -180,7 +206,9 @@ pub async fn run_ready(
     let _ = shipper.await;
     let _ = heart.await;
     let _ = writer.await;
+    let _ = status_task.await;
     shared.update_status(|s| s.connection = "stopped".into());
+    shared.write_status_now();
     tracing::info!("agent stopped");
     Ok(())
 }

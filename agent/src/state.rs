@@ -142,9 +142,13 @@ pub fn read_status(dir: &Path) -> Option<Status> {
     serde_json::from_slice(&std::fs::read(dir.join(STATUS)).ok()?).ok()
 }
 
+/// Replaces `status.json` (atomically, by rename; not fsynced: it is
+/// rewritten often and only informs `canhgac-agent status`).
 pub fn write_status(dir: &Path, s: &Status) {
+    let path = dir.join(STATUS);
+    let tmp = path.with_extension("tmp");
     if let Ok(data) = serde_json::to_vec_pretty(s)
-        && let Err(e) = write_atomic(&dir.join(STATUS), &data, false)
+        && let Err(e) = std::fs::write(&tmp, &data).and_then(|()| std::fs::rename(&tmp, &path))
     {
         tracing::debug!(error = %e, "cannot write the status file");
     }
