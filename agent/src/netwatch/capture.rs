@@ -5,18 +5,40 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Why capture does not run on Windows. Pure, so the decision is tested on Linux.
-pub fn windows_decision(npcap_installed: bool) -> String {
+/// Where captured frames come from, one frame at a time.
+pub trait FrameSource: Send {
+    /// The next frame; `TimedOut` when none came within the read timeout.
+    fn next_frame(&mut self) -> std::io::Result<&[u8]>;
+}
+
+/// Windows: capture runs through Npcap when it is installed; otherwise the
+/// reason it does not. Pure, so the decision is tested on Linux.
+pub fn windows_decision(npcap_installed: bool) -> Result<(), String> {
     if npcap_installed {
-        "Npcap is installed, but this agent build does not capture through it yet: port scans, \
-         ARP spoofing, rogue DHCP and blocklisted traffic are watched by Linux agents; \
-         listening ports are still watched here"
-            .into()
+        Ok(())
     } else {
-        "packet capture on Windows needs Npcap, which is not installed \
-         (no %SystemRoot%\\System32\\Npcap\\wpcap.dll); listening ports are still watched"
-            .into()
+        Err("packet capture on Windows needs Npcap, which is not installed \
+             (no %SystemRoot%\\System32\\Npcap\\wpcap.dll); listening ports are still watched"
+            .into())
     }
+}
+
+/// Prefix length of a netmask (`255.255.255.0` → 24); `None` when the mask
+/// has holes.
+pub fn prefix_len(mask: &[u8]) -> Option<u8> {
+    let mut len = 0u8;
+    let mut ended = false;
+    for b in mask {
+        for i in (0..8).rev() {
+            let bit = b >> i & 1 == 1;
+            match (bit, ended) {
+                (true, false) => len += 1,
+                (true, true) => return None,
+                (false, _) => ended = true,
+            }
+        }
+    }
+    Some(len)
 }
 
 /// Explains a failure to open a capture channel.
@@ -124,12 +146,20 @@ pub mod unix {
         Err(std::io::Error::other("packet capture is implemented for Linux"))
     }
 
+    struct Pnet(Box<dyn DataLinkReceiver>);
+
+    impl FrameSource for Pnet {
+        fn next_frame(&mut self) -> std::io::Result<&[u8]> {
+            self.0.next()
+        }
+    }
+
     /// Opens a receive channel on one interface.
     pub fn open(
         iface: &str,
         all: &[NetworkInterface],
         promiscuous: bool,
-    ) -> Result<Box<dyn DataLinkReceiver>, String> {
+    ) -> Result<Box<dyn FrameSource>, String> {
         let i = all
             .iter()
             .find(|i| i.name == iface)
@@ -142,7 +172,7 @@ pub mod unix {
             ..Config::default()
         };
         match pnet_datalink::channel(i, cfg) {
-            Ok(Channel::Ethernet(_tx, rx)) => Ok(rx),
+            Ok(Channel::Ethernet(_tx, rx)) => Ok(Box::new(Pnet(rx))),
             Ok(_) => Err(format!("interface {iface}: not an Ethernet channel")),
             Err(e) => Err(open_error(iface, &e)),
         }
@@ -155,9 +185,18 @@ mod tests {
 
     #[test]
     fn windows_without_npcap_is_inactive_with_the_reason() {
-        let r = windows_decision(false);
+        let r = windows_decision(false).unwrap_err();
         assert!(r.contains("needs Npcap") && r.contains("wpcap.dll"), "{r}");
-        assert!(windows_decision(true).contains("does not capture"));
+        assert!(windows_decision(true).is_ok());
+    }
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(prefix_len(&[255, 255, 255, 0]), Some(24));
+        assert_eq!(prefix_len(&[255, 255, 240, 0]), Some(20));
+        assert_eq!(prefix_len(&[0; 4]), Some(0));
+        assert_eq!(prefix_len(&[255, 0, 255, 0]), None);
+        assert_eq!(prefix_len(&[0xff; 16]), Some(128));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub mod dhcp;
 pub mod events;
 pub mod frame;
 pub mod listen;
+#[cfg(windows)]
+pub mod npcap;
 pub mod scan;
 #[cfg(windows)]
 pub mod windows;
@@ -71,11 +73,9 @@ impl Capture {
 
 /// Feeds frames from one receiver into the detector until `stop`; the
 /// `ticker` thread also closes quiet episodes and reports malformed counts.
-#[cfg(unix)]
-#[allow(clippy::too_many_arguments)]
 pub fn capture_loop(
     name: String,
-    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    mut rx: Box<dyn capture::FrameSource>,
     det: SharedDetector,
     sink: Option<EventSink>,
     health: Option<Health>,
@@ -87,7 +87,7 @@ pub fn capture_loop(
     let mut malformed_seen = 0;
     let mut events = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        match rx.next() {
+        match rx.next_frame() {
             Ok(buf) => lock(&det).frame(now_ms(), buf, &mut out),
             Err(e)
                 if matches!(
@@ -164,28 +164,78 @@ fn add_flow_owner(f: &detect::Finding, ev: &mut serde_json::Value) {
     let _ = (f, ev);
 }
 
-#[cfg(unix)]
+type Opened = Vec<(String, Result<Box<dyn capture::FrameSource>, String>)>;
+
+/// Opens the configured interfaces (or the default ones).
+fn open_sources(cfg: &canhgac_proto::settings::NetwatchSettings) -> Result<Opened, String> {
+    #[cfg(unix)]
+    {
+        let all = capture::unix::interfaces();
+        let names = if cfg.interfaces.is_empty() {
+            capture::unix::default_interfaces(&all)
+        } else {
+            cfg.interfaces.clone()
+        };
+        if names.is_empty() {
+            return Err("no interface with an IPv4 address to capture on".into());
+        }
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let rx = capture::unix::open(&n, &all, cfg.promiscuous);
+                (n, rx)
+            })
+            .collect())
+    }
+    #[cfg(windows)]
+    {
+        capture::windows_decision(npcap::installed())?;
+        let all = npcap::devices()?;
+        let names: Vec<String> = if cfg.interfaces.is_empty() {
+            npcap::default_devices(&all)
+        } else {
+            // A configured name may be Npcap's device name or its description.
+            cfg.interfaces
+                .iter()
+                .map(|want| {
+                    all.iter()
+                        .find(|d| d.name == *want || d.description.eq_ignore_ascii_case(want))
+                        .map(|d| d.name.clone())
+                        .unwrap_or_else(|| want.clone())
+                })
+                .collect()
+        };
+        if names.is_empty() {
+            return Err("no network device with an IPv4 address to capture on".into());
+        }
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let rx = npcap::open(&n, cfg.promiscuous);
+                (n, rx)
+            })
+            .collect())
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = cfg;
+        Err("packet capture is not available on this platform".into())
+    }
+}
+
 fn start_capture(
     cfg: &canhgac_proto::settings::NetwatchSettings,
     det: &SharedDetector,
     sink: &EventSink,
     health: &Health,
 ) -> Result<(Capture, Vec<String>), String> {
-    let all = capture::unix::interfaces();
-    let names = if cfg.interfaces.is_empty() {
-        capture::unix::default_interfaces(&all)
-    } else {
-        cfg.interfaces.clone()
-    };
-    if names.is_empty() {
-        return Err("no interface with an IPv4 address to capture on".into());
-    }
+    let opened = open_sources(cfg)?;
     let mut problems = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
     let alive = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
-    for name in &names {
-        match capture::unix::open(name, &all, cfg.promiscuous) {
+    for (name, rx) in opened {
+        match rx {
             Ok(rx) => {
                 let (det, sink, health, stop, alive2) = (
                     det.clone(),
@@ -234,7 +284,13 @@ fn refresh_context(det: &SharedDetector) {
             .unwrap_or_default();
         lock(det).set_context(now_ms(), ctx, &neigh);
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        let mut ctx = npcap::devices().map(|d| npcap::context(&d)).unwrap_or_default();
+        ctx.gateways = windows::default_gateways().into_iter().map(Into::into).collect();
+        lock(det).set_context(now_ms(), ctx, &[]);
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = det;
 }
 
@@ -335,11 +391,7 @@ pub async fn sensor(
                 cap_retry = Instant::now() + Duration::from_secs(60);
             }
             if cap.is_none() && Instant::now() >= cap_retry {
-                #[cfg(unix)]
-                {
-                    cap_retry = Instant::now() + Duration::from_secs(60);
-                }
-                #[cfg(unix)]
+                cap_retry = Instant::now() + Duration::from_secs(60);
                 match start_capture(&cfg, &det, &sink, &health) {
                     Ok((c, problems)) => {
                         cap = Some(c);
@@ -350,12 +402,6 @@ pub async fn sensor(
                         }
                     }
                     Err(why) => health.problem(SENSOR_CAPTURE, true, why).await,
-                }
-                #[cfg(windows)]
-                {
-                    let why = capture::windows_decision(windows::npcap_installed());
-                    health.problem(SENSOR_CAPTURE, true, why).await;
-                    cap_retry = Instant::now() + Duration::from_secs(3600);
                 }
             }
             if last_listen.is_none_or(|t| t.elapsed() >= cfg.listen_interval) {

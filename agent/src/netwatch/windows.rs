@@ -91,12 +91,24 @@ pub fn owners(pids: &[u32]) -> BTreeMap<u32, Owner> {
         .collect()
 }
 
-/// Whether Npcap's capture library is installed.
-pub fn npcap_installed() -> bool {
-    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
-    std::path::Path::new(&root)
-        .join("System32")
-        .join("Npcap")
-        .join("wpcap.dll")
-        .exists()
+/// The IPv4 default gateways from the route table.
+pub fn default_gateways() -> Vec<std::net::Ipv4Addr> {
+    use windows_sys::Win32::NetworkManagement::IpHelper::GetIpForwardTable;
+    let mut size: u32 = 16 * 1024;
+    for _ in 0..5 {
+        let mut buf = vec![0u32; (size as usize).div_ceil(4)];
+        let mut len = (buf.len() * 4) as u32;
+        // SAFETY: the buffer is writable for `len` bytes; the call writes at most that.
+        let r = unsafe { GetIpForwardTable(buf.as_mut_ptr().cast(), &mut len, 0) };
+        match r {
+            0 => {
+                let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                return winsock::decode_default_gateways(&bytes[..(len as usize).min(bytes.len())])
+                    .unwrap_or_default();
+            }
+            ERROR_INSUFFICIENT_BUFFER => size = len.max(size) + 4096,
+            _ => return Vec::new(),
+        }
+    }
+    Vec::new()
 }

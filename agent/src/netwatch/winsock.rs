@@ -103,9 +103,59 @@ pub fn decode(table: Table, buf: &[u8]) -> Result<Vec<Listener>, Malformed> {
     Ok(out)
 }
 
+/// The default gateways in a MIB_IPFORWARDTABLE (`GetIpForwardTable`): rows
+/// of 14 DWORDs (destination, mask, policy, next hop, interface, …), the
+/// addresses in network order; a default route has destination and mask 0.
+pub fn decode_default_gateways(buf: &[u8]) -> Result<Vec<Ipv4Addr>, Malformed> {
+    const ROW: usize = 56;
+    if buf.len() < 4 {
+        return Err(Malformed("route table shorter than its row count"));
+    }
+    let n = dword(buf, 0) as usize;
+    if n.checked_mul(ROW)
+        .and_then(|x| x.checked_add(4))
+        .is_none_or(|need| need > buf.len())
+    {
+        return Err(Malformed("route table row count larger than the buffer"));
+    }
+    let mut out = Vec::new();
+    for i in 0..n {
+        let r = &buf[4 + i * ROW..4 + (i + 1) * ROW];
+        let hop = Ipv4Addr::new(r[12], r[13], r[14], r[15]);
+        if r[0..8] == [0; 8] && !hop.is_unspecified() && !out.contains(&hop) {
+            out.push(hop);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_gateways_from_the_route_table() {
+        let row = |dest: [u8; 4], mask: [u8; 4], hop: [u8; 4]| {
+            let mut r = Vec::new();
+            r.extend_from_slice(&dest);
+            r.extend_from_slice(&mask);
+            r.extend_from_slice(&[0; 4]);
+            r.extend_from_slice(&hop);
+            r.extend_from_slice(&[0; 40]);
+            r
+        };
+        let mut b = 3u32.to_le_bytes().to_vec();
+        b.extend(row([0; 4], [0; 4], [192, 168, 1, 1]));
+        b.extend(row([192, 168, 1, 0], [255, 255, 255, 0], [0; 4]));
+        b.extend(row([0; 4], [0; 4], [192, 168, 1, 1]));
+        assert_eq!(
+            decode_default_gateways(&b).unwrap(),
+            vec![Ipv4Addr::new(192, 168, 1, 1)]
+        );
+        assert!(decode_default_gateways(&b[..100]).is_err());
+        assert!(decode_default_gateways(&[9, 9]).is_err());
+        assert!(decode_default_gateways(&[0xff, 0xff, 0xff, 0xff]).is_err());
+    }
 
     fn tcp4_row(state: u32, addr: [u8; 4], port: u16, pid: u32) -> Vec<u8> {
         let mut r = Vec::new();
