@@ -105,6 +105,29 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR:PORT")]
         console_listen: String,
     },
+    /// Back up the embedded database (a consistent snapshot, the collector may keep running),
+    /// the CA, server certificate, collector.toml and rules into one file.
+    Backup {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The backup file to write (a tar with a manifest of SHA-256s; holds the CA key).
+        #[arg(long)]
+        to: PathBuf,
+        /// Only the files, not the database (a collector on PostgreSQL: dump that with pg_dump).
+        #[arg(long)]
+        files_only: bool,
+    },
+    /// Restore a backup into a data dir (the collector must be stopped).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        dir: DataDir,
+        /// Replace a data dir that is not empty (its contents are kept, renamed).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -497,6 +520,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             agent_listen,
             console_listen,
         } => crate::quickstart::run(&dir, &agent_listen, &console_listen),
+        Command::Backup { dir, to, files_only } => {
+            let w = crate::backup::backup(&dir.data_dir, &to, files_only)?;
+            println!(
+                "Backup written to {} ({} bytes, {} files{}).",
+                to.display(),
+                w.bytes,
+                w.manifest.files.len(),
+                if w.manifest.database { ", database included" } else { ", no database" }
+            );
+            Ok(())
+        }
+        Command::Restore { from, dir, force } => {
+            let r = crate::backup::restore(&from, &dir.data_dir, force)?;
+            println!(
+                "Restored {} files into {} (backup taken {}).",
+                r.manifest.files.len(),
+                dir.data_dir.display(),
+                r.manifest.created_at
+            );
+            if let Some(old) = r.previous {
+                println!("The previous contents were moved to {}.", old.display());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod agent_api;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod compliance;
 pub mod config;
