@@ -53,7 +53,8 @@ fn built() -> &'static Path {
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     DIST.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("canhgac-test-dist-{}", std::process::id()));
+        // Build output, kept under the target dir (replaced by the next run), not in /tmp.
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("packaging-dist");
         let mut c = Command::new(repo().join("packaging/build"));
         c.arg("--fast")
             .arg("--linux-bins")
@@ -991,5 +992,43 @@ fn under_wine_the_agent_installs_as_a_service_that_starts_ships_and_stops() {
             .c_drive()
             .join("Program Files/canhgac/canhgac-agent.exe")
             .exists()
+    );
+}
+
+#[test]
+fn the_collector_tells_systemd_it_is_ready_alive_and_stopping() {
+    let c = Collector::init();
+    let t = TempDir::new("cnotify");
+    let sock_path = t.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(bin("canhgac-collector"))
+        .args(["serve", "--data-dir"])
+        .arg(c.data_dir())
+        .args(["--agent-listen", &c.agent_addr()])
+        .args(["--console-listen", &format!("127.0.0.1:{}", c.console_port)])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = Running(cmd.spawn().unwrap());
+    let mut seen = Vec::new();
+    wait_ready(&sock, &mut seen);
+    // READY=1 only once the agent listener accepts connections.
+    assert!(std::net::TcpStream::connect(c.agent_addr()).is_ok());
+    wait_for(Duration::from_secs(5), "a watchdog ping", || {
+        seen.extend(notifications(&sock));
+        seen.iter()
+            .any(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .then_some(())
+    });
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    seen.extend(notifications(&sock));
+    assert!(
+        seen.iter().any(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "{seen:?}"
     );
 }
