@@ -9,4 +9,5 @@ mod netwatch;
 mod notify;
 mod packaging;
 mod rules;
+mod scale;
 mod web;
