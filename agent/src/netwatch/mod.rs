@@ -60,6 +60,8 @@ struct Capture {
     alive: Arc<AtomicUsize>,
     threads: Vec<std::thread::JoinHandle<()>>,
     key: (Vec<String>, bool),
+    /// The interfaces it was started for, sorted.
+    names: Vec<String>,
 }
 
 impl Capture {
@@ -230,6 +232,8 @@ fn start_capture(
     health: &Health,
 ) -> Result<(Capture, Vec<String>), String> {
     let opened = open_sources(cfg)?;
+    let mut names: Vec<String> = opened.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
     let mut problems = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
     let alive = Arc::new(AtomicUsize::new(0));
@@ -268,12 +272,26 @@ fn start_capture(
             alive,
             threads,
             key: (cfg.interfaces.clone(), cfg.promiscuous),
+            names,
         },
         problems,
     ))
 }
 
 /// The host's addresses and gateways, and the kernel's ARP neighbours.
+/// The interfaces captured by default now, sorted (they change when a
+/// cable, Wi-Fi or VPN comes and goes).
+fn default_names() -> Option<Vec<String>> {
+    #[cfg(unix)]
+    let mut n = capture::unix::default_interfaces(&capture::unix::interfaces());
+    #[cfg(windows)]
+    let mut n = npcap::devices().ok().map(|d| npcap::default_devices(&d))?;
+    #[cfg(not(any(unix, windows)))]
+    let mut n: Vec<String> = Vec::new();
+    n.sort();
+    Some(n)
+}
+
 fn refresh_context(det: &SharedDetector) {
     #[cfg(unix)]
     {
@@ -382,7 +400,23 @@ pub async fn sensor(
             if last_ctx.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
                 last_ctx = Some(Instant::now());
                 let d = det.clone();
-                let _ = tokio::task::spawn_blocking(move || refresh_context(&d)).await;
+                let defaults = tokio::task::spawn_blocking(move || {
+                    refresh_context(&d);
+                    default_names()
+                })
+                .await
+                .ok()
+                .flatten();
+                // Default interfaces that came or went: capture on the new set.
+                if cfg.interfaces.is_empty()
+                    && let (Some(want), Some(c)) = (defaults, cap.as_ref())
+                    && want != c.names
+                    && let Some(c) = cap.take()
+                {
+                    tracing::info!(interfaces = ?want, "interfaces changed; capture restarts");
+                    let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+                    cap_retry = Instant::now();
+                }
             }
             if cap.as_ref().is_some_and(|c| c.alive.load(Ordering::SeqCst) == 0)
                 && let Some(c) = cap.take()

@@ -501,3 +501,80 @@ fn capture_without_rights_is_inactive_with_the_reason_and_the_agent_keeps_runnin
         (c.stored_count(&id) >= 3).then_some(())
     });
 }
+
+#[test]
+fn an_interface_that_comes_up_later_is_captured_too() {
+    let net = NetPair::new("nwi");
+    let (c, mut a) = setup(&net, "nw-iface", "", None);
+    a.start();
+    let mut mark = 0;
+    wait_sensor(&c, &mut mark, "netwatch.capture", "running");
+    // A second link between the namespaces, with its own network.
+    let n = net.host_ip.split('.').nth(2).unwrap().to_string();
+    let (vh, vp) = (format!("cgw{n}h"), format!("cgw{n}p"));
+    let (ip2_host, ip2_peer) = (format!("10.214.{n}.1"), format!("10.214.{n}.2"));
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ip(&["link", "add", &vh, "type", "veth", "peer", "name", &vp]);
+    ip(&["link", "set", &vh, "netns", &net.host]);
+    ip(&["link", "set", &vp, "netns", &net.peer]);
+    ip(&[
+        "-n",
+        &net.host,
+        "addr",
+        "add",
+        &format!("{ip2_host}/24"),
+        "dev",
+        &vh,
+    ]);
+    ip(&[
+        "-n",
+        &net.peer,
+        "addr",
+        "add",
+        &format!("{ip2_peer}/24"),
+        "dev",
+        &vp,
+    ]);
+    ip(&["-n", &net.host, "link", "set", &vh, "up"]);
+    ip(&["-n", &net.peer, "link", "set", &vp, "up"]);
+    // The sensor looks at the interfaces every 30 s.
+    let started = Instant::now();
+    let ev = loop {
+        let out = net.exec(
+            &net.peer,
+            &[
+                "nmap",
+                "-sS",
+                "-Pn",
+                "-n",
+                "--max-retries",
+                "0",
+                "-p",
+                "1-100",
+                &ip2_host,
+            ],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_secs(4));
+        let found = c
+            .events_after(mark)
+            .into_iter()
+            .find(|(_, e)| is(e, "network.scan", "port-scan") && e["destination"]["ip"] == ip2_host.as_str());
+        if let Some((_, ev)) = found {
+            break ev;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the new interface was not captured"
+        );
+    };
+    assert_eq!(ev["source"]["ip"], ip2_peer.as_str(), "{ev}");
+    assert_eq!(ev["canhgac"]["network"]["ports"], 100, "{ev}");
+}
