@@ -56,6 +56,28 @@ pub enum Command {
         /// Name of the first admin account.
         #[arg(long, default_value = "admin")]
         admin: String,
+        /// Keep the data in this PostgreSQL database (an empty one, or one the
+        /// collector made) instead of the embedded database: postgres://…
+        #[arg(long, value_name = "URL")]
+        storage: Option<String>,
+        /// PEM CA file the PostgreSQL server certificate must chain to
+        /// (for sslmode=require); default: the system's CAs.
+        #[arg(long, value_name = "FILE", requires = "storage")]
+        storage_ca_file: Option<PathBuf>,
+    },
+    /// Move the embedded database into PostgreSQL (collector stopped), verify
+    /// row counts, and switch collector.toml to it.
+    Migrate {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Target kind; only `postgres`.
+        #[arg(long = "to", value_parser = ["postgres"])]
+        to: String,
+        /// postgres://user:password@host:port/db[?sslmode=require]
+        url: String,
+        /// PEM CA file the server certificate must chain to (kept in collector.toml).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<String>,
     },
     /// Run the agent listener and the console until SIGTERM or Ctrl-C.
     Serve {
@@ -356,8 +378,35 @@ fn open(dir: &DataDir) -> anyhow::Result<(CollectorConfig, Arc<dyn Store>)> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { dir, sans, admin } => {
-            let out = init(&dir.data_dir, &sans, &admin)?;
+        Command::Migrate {
+            dir,
+            to: _,
+            url,
+            ca_file,
+        } => {
+            let r = crate::migrate::to_postgres(&dir.data_dir, &url, ca_file.as_deref())?;
+            for (table, n) in &r.tables {
+                println!("{table}: {n} rows copied and verified");
+            }
+            println!("collector.toml now uses PostgreSQL; start the collector again");
+            Ok(())
+        }
+        Command::Init {
+            dir,
+            sans,
+            admin,
+            storage,
+            storage_ca_file,
+        } => {
+            let out = match storage {
+                Some(url) => init_with_storage(
+                    &dir.data_dir,
+                    &sans,
+                    &admin,
+                    Some((&url, storage_ca_file.as_deref())),
+                )?,
+                None => init(&dir.data_dir, &sans, &admin)?,
+            };
             println!("Created {}", dir.data_dir.display());
             println!("CA fingerprint (SHA-256): {}", out.ca_fingerprint);
             println!("Console admin account: {admin}");
@@ -678,6 +727,22 @@ pub struct InitOutput {
 
 /// Creates a data dir. Refuses to touch one that already holds anything.
 pub fn init(data_dir: &Path, sans: &[String], admin: &str) -> anyhow::Result<InitOutput> {
+    init_with_storage(data_dir, sans, admin, None)
+}
+
+/// Like [`init`]; with `storage` (a PostgreSQL URL and an optional CA file),
+/// the data goes to that database and `[storage]` names it.
+pub fn init_with_storage(
+    data_dir: &Path,
+    sans: &[String],
+    admin: &str,
+    storage: Option<(&str, Option<&Path>)>,
+) -> anyhow::Result<InitOutput> {
+    if let Some((url, _)) = storage
+        && !config::Storage::is_postgres(url)
+    {
+        bail!("--storage must be a postgres:// URL");
+    }
     if data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some() {
         bail!(
             "{} already exists and is not empty; refusing to touch it",
@@ -715,7 +780,29 @@ pub fn init(data_dir: &Path, sans: &[String], admin: &str) -> anyhow::Result<Ini
     std::fs::write(data_dir.join(config::FILE_NAME), config::template(&public))?;
     let ca = Ca::create(data_dir)?;
     ca.issue_server_cert(data_dir, &names)?;
-    let store = SqliteStore::create(&data_dir.join(crate::DB_FILE), defaults.agents.default_level)?;
+    let store: Arc<dyn Store> = match storage {
+        Some((url, ca)) => {
+            let ca = match ca {
+                Some(p) => {
+                    std::fs::copy(p, data_dir.join("storage-ca.pem"))
+                        .with_context(|| format!("cannot copy {}", p.display()))?;
+                    "storage-ca.pem"
+                }
+                None => "",
+            };
+            crate::migrate::switch_config(data_dir, url, ca)?;
+            let cfg = CollectorConfig::load(data_dir)?;
+            let store = serve::open_store(data_dir, &cfg)?;
+            if !store.list_users()?.is_empty() {
+                bail!("the PostgreSQL database already has console users; use an empty database");
+            }
+            store
+        }
+        None => Arc::new(SqliteStore::create(
+            &data_dir.join(crate::DB_FILE),
+            defaults.agents.default_level,
+        )?),
+    };
     let password = auth::generate_password();
     store.create_user(admin, "admin", &auth::hash_password(&password)?, &cli_actor())?;
     store.audit(

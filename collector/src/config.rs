@@ -25,6 +25,99 @@ pub struct CollectorConfig {
     pub rules: Rules,
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// Where the collector keeps its data.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Empty: the embedded database in the data dir. Otherwise a PostgreSQL
+    /// URL (`postgres://user:password@host:port/db?sslmode=require`).
+    pub url: String,
+    /// PEM file of the CA the PostgreSQL server certificate must chain to
+    /// (relative to the data dir); empty: the system's CAs.
+    pub ca_file: String,
+}
+
+impl Storage {
+    /// Whether `url` names a PostgreSQL database.
+    pub fn is_postgres(url: &str) -> bool {
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
+    /// The PostgreSQL target, if the storage is PostgreSQL.
+    pub fn postgres(&self, data_dir: &Path) -> Option<crate::store::postgres::PgTarget> {
+        Self::is_postgres(&self.url).then(|| crate::store::postgres::PgTarget {
+            url: self.url.clone(),
+            ca_file: (!self.ca_file.is_empty()).then(|| data_dir.join(&self.ca_file)),
+        })
+    }
+}
+
+/// Event retention per security level (REGULATION.md: level 2 at least one
+/// month, 3 three months, 4 six months, 5 twelve months).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Delete events past their keep time; false keeps everything.
+    pub enabled: bool,
+    /// How often retention runs (on one instance at a time).
+    #[serde(with = "duration_str")]
+    pub interval: Duration,
+    pub level_1_days: u32,
+    pub level_2_days: u32,
+    pub level_3_days: u32,
+    pub level_4_days: u32,
+    pub level_5_days: u32,
+}
+
+/// The shortest keep time per level the regulation allows, in days.
+pub const RETENTION_MIN_DAYS: [u32; 5] = [1, 31, 93, 186, 366];
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            enabled: true,
+            interval: Duration::from_secs(3600),
+            level_1_days: 31,
+            level_2_days: 31,
+            level_3_days: 93,
+            level_4_days: 186,
+            level_5_days: 366,
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn days(&self) -> [u32; 5] {
+        [
+            self.level_1_days,
+            self.level_2_days,
+            self.level_3_days,
+            self.level_4_days,
+            self.level_5_days,
+        ]
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (i, (d, min)) in self.days().iter().zip(RETENTION_MIN_DAYS).enumerate() {
+            if *d < min {
+                return Err(format!(
+                    "retention.level_{}_days is {d}; level {} keeps events at least {min} days",
+                    i + 1,
+                    i + 1
+                ));
+            }
+        }
+        if self.interval < Duration::from_secs(1) {
+            return Err("retention.interval must be at least 1s".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +366,27 @@ queue = 1024
 #   sd_id = "canhgac@32473"      # put your organisation's IANA number after @
 channels = []
 
+[storage]
+# Where the collector keeps its data. Empty: the embedded database (canhgac.db
+# in the data dir). A PostgreSQL URL lets several collector instances share one
+# database, e.g. "postgres://canhgac:secret@db.example.gov.vn:5432/canhgac?sslmode=require".
+# With sslmode=require the server certificate is verified (rustls) against
+# ca_file, or the system's CAs when ca_file is empty.
+url = ""
+ca_file = ""
+
+[retention]
+# Events older than their agent's group level keeps them are deleted
+# (regulation minimums: level 2 one month, 3 three, 4 six, 5 twelve months;
+# lower values are refused). On PostgreSQL whole monthly partitions go.
+enabled = true
+interval = "1h"
+level_1_days = 31
+level_2_days = 31
+level_3_days = 93
+level_4_days = 186
+level_5_days = 366
+
 [log]
 # error, warn, info, debug, trace, or a tracing filter such as "info,canhgac_collector=debug".
 level = "info"
@@ -319,6 +433,10 @@ impl CollectorConfig {
         )
         .map_err(|e| format!("agents: {e}"))?;
         crate::notify::channel::check_all(&self.notify.channels).map_err(|e| format!("notify: {e}"))?;
+        self.retention.check()?;
+        if !self.storage.url.is_empty() && !Storage::is_postgres(&self.storage.url) {
+            return Err("storage.url must be empty (embedded database) or a postgres:// URL".into());
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod compliance;
 pub mod config;
 pub mod console;
+pub mod leader;
+pub mod migrate;
 pub mod net;
 pub mod notify;
 pub mod pki;

@@ -23,8 +23,16 @@ pub struct Bound {
     pub console: std::net::SocketAddr,
 }
 
-/// Opens the data dir's store with the config's defaults.
+/// Opens the configured store (`[storage]`: PostgreSQL, or by default the
+/// data dir's embedded database) with the config's defaults.
 pub fn open_store(data_dir: &Path, cfg: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(target) = cfg.storage.postgres(data_dir) {
+        let level = cfg.agents.default_level;
+        return Ok(Arc::new(
+            crate::store::postgres::in_place(|| crate::store::postgres::PgStore::open(&target, level))
+                .context("opening the PostgreSQL database of [storage] url")?,
+        ));
+    }
     let db = data_dir.join(crate::DB_FILE);
     Ok(Arc::new(
         SqliteStore::open(&db, cfg.agents.default_level)
@@ -91,28 +99,59 @@ pub async fn run(
         drain,
     ));
     let (notifier, notify_task) = crate::notify::start(store.clone(), &cfg, rx.clone());
-    let rules = tokio::spawn(crate::rules_worker::run(
-        store.clone(),
-        data_dir.to_path_buf(),
-        cfg.agents.default_level,
-        cfg.rules.posture_interval,
-        crate::rules_worker::WorkingTime::parse(
-            &cfg.agents.working_hours,
-            &cfg.agents.working_days,
-            &cfg.agents.utc_offset,
-        )
-        .map_err(|e| anyhow::anyhow!("agents: {e}"))?,
-        rules_wake,
-        shared_rules,
-        Some(notifier),
-        rx.clone(),
-    ));
-    let silence = tokio::spawn(watch_silence(
-        store.clone(),
-        cfg.agents.silent_after,
-        cfg.agents.silent_check_interval,
-        rx,
-    ));
+    // Background jobs run on the lease holder only (see leader.rs).
+    let lease = match cfg.storage.postgres(data_dir) {
+        Some(t) => crate::leader::Lease::postgres(t),
+        None => crate::leader::Lease::sole(),
+    };
+    let work = crate::rules_worker::WorkingTime::parse(
+        &cfg.agents.working_hours,
+        &cfg.agents.working_days,
+        &cfg.agents.utc_offset,
+    )
+    .map_err(|e| anyhow::anyhow!("agents: {e}"))?;
+    let rules = {
+        let (store, dir, level, every) = (
+            store.clone(),
+            data_dir.to_path_buf(),
+            cfg.agents.default_level,
+            cfg.rules.posture_interval,
+        );
+        led("rule worker", lease.leading.clone(), rx.clone(), move |stop| {
+            crate::rules_worker::run(
+                store.clone(),
+                dir.clone(),
+                level,
+                every,
+                work.clone(),
+                rules_wake.clone(),
+                shared_rules.clone(),
+                Some(notifier.clone()),
+                stop,
+            )
+        })
+    };
+    let silence = {
+        let (store, after, every) = (
+            store.clone(),
+            cfg.agents.silent_after,
+            cfg.agents.silent_check_interval,
+        );
+        led("silence watch", lease.leading.clone(), rx.clone(), move |stop| {
+            watch_silence(store.clone(), after, every, stop)
+        })
+    };
+    let retention = {
+        let store = store.clone();
+        let (enabled, every) = (cfg.retention.enabled, cfg.retention.interval);
+        let policy = crate::store::Retention {
+            keep_days: cfg.retention.days(),
+            default_level: cfg.agents.default_level,
+        };
+        led("retention", lease.leading.clone(), rx.clone(), move |stop| {
+            run_retention(store.clone(), enabled, policy.clone(), every, stop)
+        })
+    };
     if let Some(r) = ready {
         let _ = r.send(bound);
     }
@@ -127,12 +166,89 @@ pub async fn run(
     let _ = consoles.await;
     let _ = silence.await;
     let _ = rules.await;
+    let _ = retention.await;
+    tokio::task::spawn_blocking(move || drop(lease)).await.ok();
     let _ = notify_task.await;
     drop(app);
     // The last reference: joins the store writer after it commits what it holds.
     tokio::task::spawn_blocking(move || drop(store)).await.ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs a background job while this instance holds the lease: started when
+/// the lease is taken, stopped (through its stop watch) when it is lost or
+/// the collector stops.
+fn led<F, Fut>(
+    name: &'static str,
+    mut leading: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    make: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            while !*leading.borrow_and_update() {
+                tokio::select! {
+                    r = leading.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+            tracing::debug!(job = name, "background job starts on this instance");
+            let (job_stop, job_rx) = watch::channel(false);
+            let job = tokio::spawn(make(job_rx));
+            let stopping = loop {
+                tokio::select! {
+                    r = leading.changed() => if r.is_err() || !*leading.borrow() { break false },
+                    _ = stop.changed() => break true,
+                }
+            };
+            let _ = job_stop.send(true);
+            let _ = job.await;
+            if stopping {
+                return;
+            }
+            tracing::info!(job = name, "background job paused: this instance no longer holds the lease");
+        }
+    })
+}
+
+/// Deletes events past their level's keep time, every `every`.
+async fn run_retention(
+    store: Arc<dyn Store>,
+    enabled: bool,
+    policy: crate::store::Retention,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if !enabled {
+        return;
+    }
+    // A first run soon after start, then at the interval.
+    let mut wait = Duration::from_secs(10).min(every);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        wait = every;
+        let (s, p) = (store.clone(), policy.clone());
+        match tokio::task::spawn_blocking(move || s.apply_retention(chrono::Utc::now(), &p)).await {
+            Ok(Ok(r)) => {
+                if r.deleted > 0 || !r.partitions_dropped.is_empty() {
+                    tracing::info!(deleted = r.deleted, partitions = ?r.partitions_dropped, "retention applied");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "retention failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "retention failed; will retry"),
+        }
+    }
 }
 
 async fn watch_silence(

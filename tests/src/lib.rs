@@ -123,18 +123,34 @@ pub struct Collector {
     pub admin_password: String,
     child: Option<Child>,
     log_index: u32,
+    /// The PostgreSQL database this collector keeps its data in (dropped
+    /// with it), when the suite runs against PostgreSQL.
+    pub pg: Option<PgDatabase>,
 }
 
 impl Collector {
-    /// Runs `init` in a fresh data dir.
+    /// Runs `init` in a fresh data dir; on a fresh PostgreSQL database of its
+    /// own when `CANHGAC_TEST_POSTGRES` names a server (see [`postgres_server`]).
     pub fn init() -> Self {
+        Self::init_on(postgres_server().map(|s| PgDatabase::create(&s)))
+    }
+
+    /// Runs `init` with the embedded database, whatever the environment says.
+    pub fn init_embedded() -> Self {
+        Self::init_on(None)
+    }
+
+    /// Runs `init` in a fresh data dir, keeping the data in `pg` if given.
+    pub fn init_on(pg: Option<PgDatabase>) -> Self {
         let dir = TempDir::new("collector");
-        let out = Command::new(bin("canhgac-collector"))
-            .args(["init", "--data-dir"])
+        let mut cmd = Command::new(bin("canhgac-collector"));
+        cmd.args(["init", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--san", "localhost", "--san", "127.0.0.1"])
-            .output()
-            .expect("run init");
+            .args(["--san", "localhost", "--san", "127.0.0.1"]);
+        if let Some(db) = &pg {
+            cmd.args(["--storage", &db.url]);
+        }
+        let out = cmd.output().expect("run init");
         let text = output_ok(out, "collector init");
         let admin_password = text
             .lines()
@@ -150,6 +166,7 @@ impl Collector {
             admin_password,
             child: None,
             log_index: 0,
+            pg,
         }
     }
 
@@ -275,8 +292,13 @@ impl Collector {
             .collect()
     }
 
-    /// A read-only connection to the collector database, for assertions.
+    /// A read-only connection to the collector database, for assertions
+    /// (embedded database only; see [`Collector::query_value`] for both).
     pub fn db(&self) -> rusqlite::Connection {
+        assert!(
+            self.pg.is_none(),
+            "Collector::db() reads the embedded database; use query_value on PostgreSQL"
+        );
         let c = rusqlite::Connection::open_with_flags(
             self.data_dir().join("canhgac.db"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -288,6 +310,15 @@ impl Collector {
 
     /// Stored events with a row id above `after`, oldest first, as (id, event).
     pub fn events_after(&self, after: i64) -> Vec<(i64, Value)> {
+        if let Some(pg) = &self.pg {
+            return pg
+                .client()
+                .query("SELECT id, body FROM events WHERE id > $1 ORDER BY id", &[&after])
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), serde_json::from_str(r.get::<_, &str>(1)).unwrap()))
+                .collect();
+        }
         let db = self.db();
         let mut st = db
             .prepare("SELECT id, body FROM events WHERE id > ?1 ORDER BY id")
@@ -303,6 +334,16 @@ impl Collector {
 
     /// Number of agent-sent events stored for an agent.
     pub fn stored_count(&self, agent_id: &str) -> u64 {
+        if let Some(pg) = &self.pg {
+            return pg
+                .client()
+                .query_one(
+                    "SELECT COUNT(*) FROM events WHERE agent_id = $1 AND seq IS NOT NULL",
+                    &[&agent_id],
+                )
+                .unwrap()
+                .get::<_, i64>(0) as u64;
+        }
         self.db()
             .query_row(
                 "SELECT COUNT(*) FROM events WHERE agent_id = ?1 AND seq IS NOT NULL",
@@ -314,6 +355,18 @@ impl Collector {
 
     /// Sequence numbers of an agent's events in storage order.
     pub fn stored_seqs(&self, agent_id: &str) -> Vec<u64> {
+        if let Some(pg) = &self.pg {
+            return pg
+                .client()
+                .query(
+                    "SELECT seq FROM events WHERE agent_id = $1 AND seq IS NOT NULL ORDER BY id",
+                    &[&agent_id],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .collect();
+        }
         let db = self.db();
         let mut st = db
             .prepare("SELECT seq FROM events WHERE agent_id = ?1 AND seq IS NOT NULL ORDER BY id")
@@ -328,6 +381,172 @@ impl Collector {
 impl Drop for Collector {
     fn drop(&mut self) {
         self.kill9();
+        // Then `pg` drops its database.
+    }
+}
+
+impl Collector {
+    /// Whether this collector keeps its data in PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// The first column of the first row of `sql` on the collector's database,
+    /// whichever the backend, as text (numbers and booleans too); None for no
+    /// row or NULL. Parameters are `?1`, `?2`… and passed as text.
+    pub fn query_value(&self, sql: &str, args: &[&str]) -> Option<String> {
+        if let Some(pg) = &self.pg {
+            let mut sql = sql.to_string();
+            for i in (1..=args.len()).rev() {
+                sql = sql.replace(&format!("?{i}"), &format!("${i}"));
+            }
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                args.iter().map(|a| a as &(dyn postgres::types::ToSql + Sync)).collect();
+            let row = pg.client().query_opt(&sql, &params).unwrap()?;
+            return row
+                .try_get::<_, Option<String>>(0)
+                .or_else(|_| row.try_get::<_, Option<i64>>(0).map(|v| v.map(|v| v.to_string())))
+                .or_else(|_| row.try_get::<_, Option<i32>>(0).map(|v| v.map(|v| v.to_string())))
+                .or_else(|_| row.try_get::<_, Option<bool>>(0).map(|v| v.map(|v| i32::from(v).to_string())))
+                .unwrap();
+        }
+        let db = self.db();
+        db.query_row(sql, rusqlite::params_from_iter(args.iter()), |r| {
+            Ok(match r.get_ref(0)? {
+                rusqlite::types::ValueRef::Null => None,
+                rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+                rusqlite::types::ValueRef::Real(f) => Some(f.to_string()),
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    Some(String::from_utf8_lossy(t).into_owned())
+                }
+            })
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Every row of `sql` on the collector's database, whichever the backend,
+    /// each column as text (None for NULL). Parameters as for `query_value`.
+    pub fn query_rows(&self, sql: &str, args: &[&str]) -> Vec<Vec<Option<String>>> {
+        if let Some(pg) = &self.pg {
+            let mut sql = sql.to_string();
+            for i in (1..=args.len()).rev() {
+                sql = sql.replace(&format!("?{i}"), &format!("${i}"));
+            }
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                args.iter().map(|a| a as &(dyn postgres::types::ToSql + Sync)).collect();
+            return pg
+                .client()
+                .query(&sql, &params)
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| {
+                            row.try_get::<_, Option<String>>(i)
+                                .or_else(|_| row.try_get::<_, Option<i64>>(i).map(|v| v.map(|v| v.to_string())))
+                                .or_else(|_| row.try_get::<_, Option<i32>>(i).map(|v| v.map(|v| v.to_string())))
+                                .or_else(|_| {
+                                    row.try_get::<_, Option<bool>>(i)
+                                        .map(|v| v.map(|v| i32::from(v).to_string()))
+                                })
+                                .unwrap()
+                        })
+                        .collect()
+                })
+                .collect();
+        }
+        let db = self.db();
+        let mut st = db.prepare(sql).unwrap();
+        let n = st.column_count();
+        st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// `query_value` of a count.
+    pub fn query_count(&self, sql: &str, args: &[&str]) -> i64 {
+        self.query_value(sql, args)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{sql} gives no number"))
+    }
+}
+
+/// The PostgreSQL server the suite runs against, from `CANHGAC_TEST_POSTGRES`
+/// (a URL with a user that may create databases); None: the embedded database.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("CANHGAC_TEST_POSTGRES").ok().filter(|s| !s.is_empty())
+}
+
+/// A database of its own on the test PostgreSQL server, dropped when dropped.
+pub struct PgDatabase {
+    server: String,
+    pub name: String,
+    /// URL of the database.
+    pub url: String,
+}
+
+/// `url` with its database name replaced by `db`.
+pub fn pg_url_with_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{db}?{q}"),
+        None => format!("{host_part}/{db}"),
+    }
+}
+
+impl PgDatabase {
+    pub fn create(server: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("canhgac_test_{}_{n}", std::process::id());
+        let mut admin = postgres::Client::connect(server, postgres::NoTls).expect("connect to the test PostgreSQL server");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .expect("drop a leftover test database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        PgDatabase {
+            server: server.to_string(),
+            url: pg_url_with_db(server, &name),
+            name,
+        }
+    }
+
+    /// A new connection to the database.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect to the test database")
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
     }
 }
 

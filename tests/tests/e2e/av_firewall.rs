@@ -316,10 +316,7 @@ fn firewall_state_scans_and_floods_in_network_namespaces() {
 
 /// The heartbeat's view of one sensor.
 fn sensor_health(c: &Collector, name: &str) -> Option<Value> {
-    let inv: String = c
-        .db()
-        .query_row("SELECT inventory_json FROM agents", [], |r| r.get(0))
-        .ok()?;
+    let inv: String = c.query_value("SELECT inventory_json FROM agents", &[])?;
     let v: Value = serde_json::from_str(&inv).ok()?;
     v["sensors"]
         .as_array()?

@@ -223,14 +223,7 @@ fn six_thousand_events_survive_two_collector_kills_exactly_once_in_order() {
             "agent {id}: every event, in order"
         );
     }
-    let total: u64 = c
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE kind = 'synthetic.test'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let total = c.query_count("SELECT COUNT(*) FROM events WHERE kind = 'synthetic.test'", &[]);
     assert_eq!(total, 6000);
     for a in &agents {
         let st = a.status();

@@ -8,6 +8,7 @@ mod foundation;
 mod netwatch;
 mod notify;
 mod packaging;
+mod postgres;
 mod rules;
 mod scale;
 mod web;

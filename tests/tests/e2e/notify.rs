@@ -429,11 +429,7 @@ fn deliveries(c: &Collector) -> Vec<Value> {
 }
 
 fn alerts_of(c: &Collector, rule: &str) -> i64 {
-    c.db()
-        .query_row("SELECT COUNT(*) FROM alerts WHERE rule_id = ?1", [rule], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    c.query_count("SELECT COUNT(*) FROM alerts WHERE rule_id = ?1", &[rule])
 }
 
 const HOSTILE_HOST: &str = "<b>pc-ke-toan</b>";
@@ -904,13 +900,6 @@ address = "127.0.0.1:{}"
     );
     assert!(lines.iter().any(|l| l["msgid"] == "digest"), "{lines:?}");
     // Ingest went on: every event is stored.
-    let stored: i64 = c
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE kind = 'synthetic.test'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = c.query_count("SELECT COUNT(*) FROM events WHERE kind = 'synthetic.test'", &[]);
     assert_eq!(stored, 1000);
 }

@@ -151,13 +151,7 @@ examples:
     )
     .unwrap();
     let audit = wait_for(Duration::from_secs(20), "the refusal in the audit log", || {
-        let db = c.db();
-        db.query_row(
-            "SELECT detail FROM audit WHERE action = 'rules.reload_failed'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .ok()
+        c.query_value("SELECT detail FROM audit WHERE action = 'rules.reload_failed'", &[])
     });
     assert!(
         audit.contains("broken.yml"),

@@ -44,17 +44,15 @@ fn report(out: Output) -> Value {
 
 /// (agent id, seq) of every agent-sent event of simulated agents.
 fn stored_keys(c: &Collector, max_id: Option<i64>) -> Vec<(String, i64)> {
-    let db = c.db();
-    let mut st = db
-        .prepare(
-            "SELECT e.agent_id, e.seq FROM events e JOIN agents a ON a.id = e.agent_id \
-             WHERE e.seq IS NOT NULL AND a.hostname LIKE 'lg-%' AND e.id <= ?1",
-        )
-        .unwrap();
-    st.query_map([max_id.unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    // Backend-neutral (embedded database or PostgreSQL).
+    c.query_rows(
+        "SELECT e.agent_id, e.seq FROM events e JOIN agents a ON a.id = e.agent_id \
+         WHERE e.seq IS NOT NULL AND a.hostname LIKE 'lg-%' AND e.id <= CAST(CAST(?1 AS TEXT) AS BIGINT)",
+        &[&max_id.unwrap_or(i64::MAX).to_string()],
+    )
+    .into_iter()
+    .map(|r| (r[0].clone().unwrap(), r[1].as_deref().unwrap().parse().unwrap()))
+    .collect()
 }
 
 fn f(v: &Value, path: &str) -> f64 {
@@ -137,14 +135,10 @@ fn loadgen_delivers_every_event_once_and_times_the_alerts() {
     assert_eq!(f(&r, "alerts.missing"), 0.0, "{r}");
     let (p50, p99) = (f(&r, "alerts.latency_ms.p50"), f(&r, "alerts.latency_ms.p99"));
     assert!(p50 >= 0.0 && p50 <= p99 && p99 < 5_000.0, "{r}");
-    let alerts: i64 = c
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM alerts WHERE rule_id = 'fw-drop-flood' AND dedup_key LIKE '%source.ip=\"100.%'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let alerts = c.query_count(
+        "SELECT COUNT(*) FROM alerts WHERE rule_id = 'fw-drop-flood' AND dedup_key LIKE '%source.ip=\"100.%'",
+        &[],
+    );
     assert_eq!(alerts as f64, raised);
     // The collector as /proc shows it.
     assert!(f(&r, "collector.rss_mib_max") > 5.0, "{r}");
@@ -187,7 +181,9 @@ fn loadgen_delivers_every_event_once_and_times_the_alerts() {
 
 #[test]
 fn backup_while_ingesting_restores_a_collector_the_agents_keep_using() {
-    let mut a = Collector::init();
+    // `backup` is for the embedded database (PostgreSQL has pg_dump), so this
+    // test keeps it on both runs of the suite.
+    let mut a = Collector::init_embedded();
     a.start();
     let state = TempDir::new("loadgen-bk");
     let token = a.token(&["--uses", "20"]);
@@ -255,7 +251,7 @@ fn backup_while_ingesting_restores_a_collector_the_agents_keep_using() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0xff;
     std::fs::write(&bad, &bytes).unwrap();
-    let mut b = Collector::init();
+    let mut b = Collector::init_embedded();
     let refused = b.cli(&["restore", "--from", bad.to_str().unwrap(), "--force"]);
     let err = String::from_utf8_lossy(&refused.stderr).to_string();
     assert!(!refused.status.success());

@@ -1,0 +1,345 @@
+//! PostgreSQL: two collector instances on one database behind a TCP proxy
+//! (one killed mid-stream), migration from the embedded database, and
+//! retention on both backends. The tests that need a server run when
+//! `CANHGAC_TEST_POSTGRES` names one (`scripts/test` starts a throwaway
+//! server for its second, PostgreSQL run of this suite).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use canhgac_tests::*;
+use serde_json::Value;
+
+/// One alert per agent, counting every synthetic event it sent: the count
+/// shows how often each event was evaluated.
+const PER_AGENT_RULE: &str = r#"id: local-per-agent
+title: {vi: Sự kiện thử nghiệm theo máy, en: Synthetic events per agent}
+severity: low
+status: test
+levels: [1, 2, 3, 4, 5]
+detection:
+  selection:
+    event.dataset: synthetic.test
+  condition: selection
+dedup:
+  key: [agent.id]
+  window: 24h
+remediation: {vi: Không cần làm gì., en: Nothing to do.}
+examples:
+  match:
+    - {event.dataset: synthetic.test}
+  no_match:
+    - {event.dataset: fim.file}
+"#;
+
+/// Agent settings for these tests: small batches, so delivery takes a while.
+const SLOW_BATCHES: &str = "[shipper]\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\nbatch_max_events = 20\n\
+     request_timeout = \"10s\"\n[heartbeat]\ninterval = \"2s\"\n";
+
+fn server_or_skip(test: &str) -> Option<String> {
+    let s = postgres_server();
+    if s.is_none() {
+        eprintln!(
+            "{test}: skipped, CANHGAC_TEST_POSTGRES is not set (scripts/test sets it for its PostgreSQL run)"
+        );
+    }
+    s
+}
+
+/// A round-robin TCP proxy on loopback: each connection goes to the next
+/// backend that accepts it. Stops when dropped.
+struct Proxy {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    fn start(backends: Vec<SocketAddr>) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let next = Arc::new(AtomicUsize::new(0));
+        rt.spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let start = next.fetch_add(1, Ordering::SeqCst);
+                let backends = backends.clone();
+                tokio::spawn(async move {
+                    for i in 0..backends.len() {
+                        let b = backends[(start + i) % backends.len()];
+                        if let Ok(mut out) = tokio::net::TcpStream::connect(b).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Proxy { addr, _rt: rt }
+    }
+}
+
+/// Alerts of a rule as (agent id, count), from the console's JSON API view
+/// of the store (`alerts list --json`).
+fn alerts_of(c: &Collector, rule: &str) -> Vec<(String, u64)> {
+    c.query_rows(
+        "SELECT agent_id, count FROM alerts WHERE rule_id = ?1 ORDER BY id",
+        &[rule],
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r[0].clone().unwrap_or_default(),
+            r[1].as_deref().unwrap().parse().unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn two_instances_behind_a_proxy_lose_nothing_when_the_leader_is_killed() {
+    let Some(server) = server_or_skip("two_instances") else {
+        return;
+    };
+    let mut a = Collector::init_on(Some(PgDatabase::create(&server)));
+    let rules = a.data_dir().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("per-agent.yml"), PER_AGENT_RULE).unwrap();
+    // (Queries go through `a`, which knows the database, also after its kill.)
+    // The second instance: same data dir contents (CA, server certificate,
+    // collector.toml naming the same database), its own ports.
+    let mut b = Collector::init_embedded();
+    let copy = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(a.data_dir().join("."))
+        .arg(b.data_dir())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    std::fs::remove_file(b.data_dir().join("canhgac.db")).unwrap();
+    a.start();
+    wait_for(Duration::from_secs(20), "instance A to lead", || {
+        a.logs().contains("leader lease taken").then_some(())
+    });
+    b.start();
+    let proxy = Proxy::start(vec![
+        a.agent_addr().parse().unwrap(),
+        b.agent_addr().parse().unwrap(),
+    ]);
+    let token = a.cli_ok(&[
+        "token",
+        "create",
+        "--address",
+        &proxy.addr.to_string(),
+        "--uses",
+        "50",
+    ]);
+    let token = token.trim().to_string();
+    // 50 agents, enrolled in parallel through the proxy (so on both instances).
+    let mut agents: Vec<Agent> = (0..50)
+        .map(|i| {
+            let ag = Agent::new(&format!("pg-ha-{i:02}"));
+            ag.write_config(SLOW_BATCHES);
+            ag
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for ag in &agents {
+            let t = token.clone();
+            s.spawn(move || ag.enroll(&t));
+        }
+    });
+    let ids: Vec<String> = agents.iter().map(|ag| ag.agent_id()).collect();
+    for ag in agents.iter_mut() {
+        ag.inject(100);
+        ag.start();
+    }
+    let total =
+        |c: &Collector| c.query_count("SELECT COUNT(*) FROM events WHERE kind = 'synthetic.test'", &[]);
+    wait_for(Duration::from_secs(60), "delivery to be under way", || {
+        (total(&a) >= 1000).then_some(())
+    });
+    // Any instance accepts any agent: the proxy spread the enrollments.
+    let enrolled_on = |c: &Collector| c.logs().matches("agent enrolled").count();
+    assert_eq!(enrolled_on(&a) + enrolled_on(&b), 50);
+    assert!(
+        enrolled_on(&a) > 0 && enrolled_on(&b) > 0,
+        "both instances enrolled agents"
+    );
+    a.kill9();
+    let at_kill = total(&a);
+    assert!(at_kill < 5000, "the kill must land mid-stream ({at_kill} stored)");
+    for ag in &agents {
+        ag.inject(100);
+    }
+    wait_for(Duration::from_secs(30), "instance B to take the lease", || {
+        b.logs().contains("leader lease taken").then_some(())
+    });
+    wait_for(Duration::from_secs(120), "all 10,000 events", || {
+        (total(&a) >= 10_000).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(total(&a), 10_000, "no event stored twice");
+    for id in &ids {
+        let mut seqs = a.stored_seqs(id);
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (1..=200).collect::<Vec<u64>>(),
+            "agent {id}: every event exactly once"
+        );
+    }
+    // Alerts: exactly one per agent, and each event counted exactly once,
+    // across the leader's death (B's rule worker took over at the cursor).
+    let alerts = wait_for(Duration::from_secs(60), "every event evaluated", || {
+        let al = alerts_of(&a, "local-per-agent");
+        (al.len() == 50 && al.iter().all(|(_, n)| *n >= 200)).then_some(al)
+    });
+    let mut per_agent: Vec<&String> = alerts.iter().map(|(id, _)| id).collect();
+    per_agent.sort();
+    per_agent.dedup();
+    assert_eq!(
+        per_agent.len(),
+        50,
+        "one alert per agent, none duplicated: {alerts:?}"
+    );
+    for (id, n) in &alerts {
+        assert_eq!(*n, 200, "agent {id}: every event evaluated exactly once");
+    }
+    for ag in &agents {
+        let st: Value = ag.status();
+        assert_eq!(st["spool"]["events"], 0, "spool drained");
+    }
+    for mut ag in agents {
+        ag.stop();
+    }
+    b.stop();
+}
+
+/// Every table of the embedded database, as `migrate` copies them.
+const TABLES: [&str; 16] = [
+    "meta",
+    "groups",
+    "users",
+    "agents",
+    "agent_certs",
+    "tokens",
+    "events",
+    "alerts",
+    "alert_events",
+    "alert_history",
+    "rule_overrides",
+    "api_tokens",
+    "sessions",
+    "audit",
+    "notify_channels",
+    "notify_deliveries",
+];
+
+#[test]
+fn migration_keeps_every_row_and_the_agent_carries_on_without_reenrolling() {
+    let Some(server) = server_or_skip("migration") else {
+        return;
+    };
+    let mut c = Collector::init_embedded();
+    let rules = c.data_dir().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("per-agent.yml"), PER_AGENT_RULE).unwrap();
+    c.start();
+    // Rows in as many tables as the CLI reaches.
+    c.cli_ok(&["groups", "create", "ke-toan", "--level", "3"]);
+    c.cli_ok(&["users", "add", "officer1", "--role", "officer"]);
+    let token = c.token(&[]);
+    let mut ag = Agent::new("pg-migrate");
+    ag.write_config(FAST_AGENT_CONFIG);
+    let id = ag.enroll(&token);
+    ag.inject(50);
+    ag.start();
+    wait_for(Duration::from_secs(30), "50 events and their alert", || {
+        (c.stored_count(&id) == 50 && alerts_of(&c, "local-per-agent") == vec![(id.clone(), 50)])
+            .then_some(())
+    });
+    assert!(c.stop().is_some_and(|s| s.success()));
+    // The agent keeps running (and spooling) while the collector is down.
+    ag.inject(30);
+    let before: Vec<(String, i64)> = TABLES
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                c.query_count(&format!("SELECT COUNT(*) FROM {t}"), &[]),
+            )
+        })
+        .collect();
+    for t in [
+        "groups",
+        "users",
+        "agents",
+        "agent_certs",
+        "tokens",
+        "events",
+        "alerts",
+        "alert_events",
+        "alert_history",
+        "audit",
+    ] {
+        let n = before.iter().find(|(x, _)| x == t).unwrap().1;
+        assert!(n > 0, "{t} has rows to migrate");
+    }
+
+    let db = PgDatabase::create(&server);
+    let out = c.cli_ok(&["migrate", "--to", "postgres", &db.url]);
+    for (t, n) in &before {
+        assert!(
+            out.contains(&format!("{t}: {n} rows copied and verified")),
+            "{t}: {n}\n{out}"
+        );
+    }
+    let cfg = std::fs::read_to_string(c.data_dir().join("collector.toml")).unwrap();
+    assert!(cfg.contains(&format!("url = \"{}\"", db.url)), "{cfg}");
+    // Counted again on the PostgreSQL side (the audit log gains the migration).
+    c.pg = Some(db);
+    for (t, n) in &before {
+        let now = c.query_count(&format!("SELECT COUNT(*) FROM {t}"), &[]);
+        let expect = if t == "audit" { n + 1 } else { *n };
+        assert_eq!(now, expect, "{t}");
+    }
+    // A second migration into a database with data is refused.
+    let again = c.cli(&["migrate", "--to", "postgres", &c.pg.as_ref().unwrap().url]);
+    assert!(!again.status.success());
+
+    // The same agent, same certificate, reconnects to the collector on PostgreSQL.
+    c.start();
+    wait_for(
+        Duration::from_secs(30),
+        "the spooled events after migration",
+        || (c.stored_count(&id) == 80).then_some(()),
+    );
+    assert_eq!(c.stored_seqs(&id), (1..=80).collect::<Vec<u64>>());
+    assert_eq!(
+        c.query_count("SELECT COUNT(*) FROM agent_certs", &[]),
+        1,
+        "no new certificate: the agent did not re-enroll"
+    );
+    assert!(!ag.logs().contains("enrolled"), "{}", ag.logs());
+    // New events of the agent count on the alert that was migrated (ids and
+    // dedup carry over); nothing is duplicated.
+    wait_for(Duration::from_secs(30), "the migrated alert to count on", || {
+        (alerts_of(&c, "local-per-agent") == vec![(id.clone(), 80)]).then_some(())
+    });
+    let listed = c.cli_ok(&["agents", "list", "--json"]);
+    assert!(listed.contains(&id), "{listed}");
+    // Users and their roles moved too.
+    assert_eq!(
+        c.query_value("SELECT role FROM users WHERE name = ?1", &["officer1"])
+            .as_deref(),
+        Some("officer")
+    );
+    ag.stop();
+    c.stop();
+}
