@@ -478,6 +478,18 @@ impl Collector {
         .collect()
     }
 
+    /// Runs statements on the collector's database, whichever the backend
+    /// (for tests that need rows a real run takes months to make).
+    pub fn execute_sql(&self, sql: &str) {
+        if let Some(pg) = &self.pg {
+            pg.client().batch_execute(sql).unwrap();
+            return;
+        }
+        let db = rusqlite::Connection::open(self.data_dir().join("canhgac.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        db.execute_batch(sql).unwrap();
+    }
+
     /// `query_value` of a count.
     pub fn query_count(&self, sql: &str, args: &[&str]) -> i64 {
         self.query_value(sql, args)

@@ -343,3 +343,144 @@ fn migration_keeps_every_row_and_the_agent_carries_on_without_reenrolling() {
     ag.stop();
     c.stop();
 }
+
+/// Retention per level, on whichever backend the suite runs: events older
+/// than every keep time go (on PostgreSQL their whole month partition),
+/// events of a level-2 agent go after 31 days, a level-5 agent's are kept.
+#[test]
+fn retention_keeps_each_level_its_time_and_drops_what_is_past() {
+    let mut c = Collector::init();
+    c.edit_config("interval = \"1h\"", "interval = \"2s\"");
+    c.cli_ok(&["groups", "create", "lvl2", "--level", "2"]);
+    c.cli_ok(&["groups", "create", "lvl5", "--level", "5"]);
+    let ago = |days: i64| {
+        let t = std::time::SystemTime::now() - Duration::from_secs(days as u64 * 86_400);
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        // RFC 3339 UTC with milliseconds, as the store writes times.
+        let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, dd) = civil_from_days(d);
+        format!(
+            "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.000Z",
+            s / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    };
+    let mut sql = String::new();
+    for (agent, group) in [("ag-l2", "lvl2"), ("ag-l5", "lvl5")] {
+        sql.push_str(&format!(
+            "INSERT INTO agents (id, machine_id, hostname, os_family, os_version, kernel_version, arch, \
+             agent_version, group_name, enrolled_at) VALUES ('{agent}', 'm-{agent}', 'h-{agent}', 'linux', 'x', \
+             'x', 'x86_64', '0', '{group}', '{}');\n",
+            ago(500)
+        ));
+    }
+    let pg = c.on_postgres();
+    if pg {
+        // A month partition for the oldest rows (the collector only makes
+        // partitions from its start on).
+        let old = ago(400);
+        let (y, m) = (&old[..4], &old[5..7]);
+        let (ny, nm) = if m == "12" {
+            (y.parse::<i32>().unwrap() + 1, 1)
+        } else {
+            (y.parse::<i32>().unwrap(), m.parse::<i32>().unwrap() + 1)
+        };
+        sql.push_str(&format!(
+            "CREATE TABLE events_{y}{m} PARTITION OF events FOR VALUES FROM ('{y}-{m}-01 00:00:00+00') \
+             TO ('{ny:04}-{nm:02}-01 00:00:00+00');\n"
+        ));
+        sql.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS events_{} PARTITION OF events FOR VALUES FROM ('{}-01 00:00:00+00') \
+             TO ('{}-01 00:00:00+00');\n",
+            ago(60)[..7].replace('-', ""),
+            &ago(60)[..7],
+            {
+                let (y, m): (i32, i32) = (ago(60)[..4].parse().unwrap(), ago(60)[5..7].parse().unwrap());
+                if m == 12 {
+                    format!("{:04}-01", y + 1)
+                } else {
+                    format!("{y:04}-{:02}", m + 1)
+                }
+            }
+        ));
+    }
+    let mut seq = 0;
+    for (agent, days) in [
+        ("ag-l2", 400),
+        ("ag-l5", 400),
+        ("ag-l2", 60),
+        ("ag-l5", 60),
+        ("ag-l2", 10),
+        ("ag-l5", 10),
+    ] {
+        seq += 1;
+        let at = ago(days);
+        let (cols, extra) = if pg {
+            (", stored_at", format!(", '{at}'"))
+        } else {
+            ("", String::new())
+        };
+        sql.push_str(&format!(
+            "INSERT INTO events (agent_id, seq, ts, received_at, kind, body{cols}) VALUES \
+             ('{agent}', {seq}, '{at}', '{at}', 'retention.test', '{{\"age_days\": {days}}}'{extra});\n"
+        ));
+    }
+    c.execute_sql(&sql);
+    let kept = |c: &Collector| {
+        let mut v: Vec<String> = c
+            .query_rows(
+                "SELECT agent_id, body FROM events WHERE kind = 'retention.test' ORDER BY id",
+                &[],
+            )
+            .into_iter()
+            .map(|r| {
+                let body: Value = serde_json::from_str(r[1].as_deref().unwrap()).unwrap();
+                format!("{}:{}", r[0].as_deref().unwrap(), body["age_days"])
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(kept(&c).len(), 6);
+    c.start();
+    let left = wait_for(Duration::from_secs(30), "retention to run", || {
+        let k = kept(&c);
+        (k.len() == 3).then_some(k)
+    });
+    assert_eq!(left, vec!["ag-l2:10", "ag-l5:10", "ag-l5:60"]);
+    if pg {
+        let old = ago(400);
+        let name = format!("events_{}{}", &old[..4], &old[5..7]);
+        assert_eq!(
+            c.query_count("SELECT COUNT(*) FROM pg_class WHERE relname = ?1", &[&name]),
+            0,
+            "the partition past every keep time is dropped whole"
+        );
+        assert!(c.logs().contains(&name), "{}", c.logs());
+    }
+    // A keep time below the regulation's minimum is refused.
+    c.stop();
+    c.edit_config("level_5_days = 366", "level_5_days = 200");
+    let out = c.cli(&["agents", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("level 5 keeps events at least 366 days"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
