@@ -214,7 +214,10 @@ where
             if stopping {
                 return;
             }
-            tracing::info!(job = name, "background job paused: this instance no longer holds the lease");
+            tracing::info!(
+                job = name,
+                "background job paused: this instance no longer holds the lease"
+            );
         }
     })
 }

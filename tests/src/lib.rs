@@ -400,14 +400,19 @@ impl Collector {
             for i in (1..=args.len()).rev() {
                 sql = sql.replace(&format!("?{i}"), &format!("${i}"));
             }
-            let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                args.iter().map(|a| a as &(dyn postgres::types::ToSql + Sync)).collect();
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
             let row = pg.client().query_opt(&sql, &params).unwrap()?;
             return row
                 .try_get::<_, Option<String>>(0)
                 .or_else(|_| row.try_get::<_, Option<i64>>(0).map(|v| v.map(|v| v.to_string())))
                 .or_else(|_| row.try_get::<_, Option<i32>>(0).map(|v| v.map(|v| v.to_string())))
-                .or_else(|_| row.try_get::<_, Option<bool>>(0).map(|v| v.map(|v| i32::from(v).to_string())))
+                .or_else(|_| {
+                    row.try_get::<_, Option<bool>>(0)
+                        .map(|v| v.map(|v| i32::from(v).to_string()))
+                })
                 .unwrap();
         }
         let db = self.db();
@@ -433,8 +438,10 @@ impl Collector {
             for i in (1..=args.len()).rev() {
                 sql = sql.replace(&format!("?{i}"), &format!("${i}"));
             }
-            let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                args.iter().map(|a| a as &(dyn postgres::types::ToSql + Sync)).collect();
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
+                .iter()
+                .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+                .collect();
             return pg
                 .client()
                 .query(&sql, &params)
@@ -444,8 +451,12 @@ impl Collector {
                     (0..row.len())
                         .map(|i| {
                             row.try_get::<_, Option<String>>(i)
-                                .or_else(|_| row.try_get::<_, Option<i64>>(i).map(|v| v.map(|v| v.to_string())))
-                                .or_else(|_| row.try_get::<_, Option<i32>>(i).map(|v| v.map(|v| v.to_string())))
+                                .or_else(|_| {
+                                    row.try_get::<_, Option<i64>>(i).map(|v| v.map(|v| v.to_string()))
+                                })
+                                .or_else(|_| {
+                                    row.try_get::<_, Option<i32>>(i).map(|v| v.map(|v| v.to_string()))
+                                })
                                 .or_else(|_| {
                                     row.try_get::<_, Option<bool>>(i)
                                         .map(|v| v.map(|v| i32::from(v).to_string()))
@@ -501,7 +512,9 @@ impl Collector {
 /// The PostgreSQL server the suite runs against, from `CANHGAC_TEST_POSTGRES`
 /// (a URL with a user that may create databases); None: the embedded database.
 pub fn postgres_server() -> Option<String> {
-    std::env::var("CANHGAC_TEST_POSTGRES").ok().filter(|s| !s.is_empty())
+    std::env::var("CANHGAC_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// A database of its own on the test PostgreSQL server, dropped when dropped.
@@ -534,7 +547,8 @@ impl PgDatabase {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("canhgac_test_{}_{n}", std::process::id());
-        let mut admin = postgres::Client::connect(server, postgres::NoTls).expect("connect to the test PostgreSQL server");
+        let mut admin = postgres::Client::connect(server, postgres::NoTls)
+            .expect("connect to the test PostgreSQL server");
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .expect("drop a leftover test database");

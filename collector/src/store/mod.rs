@@ -447,7 +447,11 @@ pub trait Store: Send + Sync {
     // Retention.
     /// Deletes events older than their agent's level keeps them (see
     /// [`Retention`]), in bounded steps; run by one instance at a time.
-    fn apply_retention(&self, now: chrono::DateTime<chrono::Utc>, policy: &Retention) -> Result<RetentionReport>;
+    fn apply_retention(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        policy: &Retention,
+    ) -> Result<RetentionReport>;
 }
 
 /// How long events are kept, per security level of the agent's group.

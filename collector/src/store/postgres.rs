@@ -35,12 +35,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
 )];
 
 /// Advisory lock keys (two-int form: namespace, key).
-pub(crate) const LOCK_NS: i32 = 0x63_67_61_63; // "cgac"
+pub(crate) const LOCK_NS: i32 = 0x6367_6163; // "cgac"
 const GATE_KEY: i32 = 1;
 const MIGRATE_KEY: i32 = 2;
 pub(crate) const LEADER_KEY: i32 = 3;
 /// Namespace of the per-agent ingest locks (key: hashtext(agent_id)).
-const AGENT_NS: i32 = 0x63_67_61_64;
+const AGENT_NS: i32 = 0x6367_6164;
 
 /// Connections the pool opens at most.
 const POOL_MAX: usize = 8;

@@ -1817,7 +1817,11 @@ impl Store for SqliteStore {
         deliveries(&lock(&self.reader), true, limit)
     }
 
-    fn apply_retention(&self, now: chrono::DateTime<chrono::Utc>, policy: &Retention) -> Result<RetentionReport> {
+    fn apply_retention(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        policy: &Retention,
+    ) -> Result<RetentionReport> {
         super::sqlite_retention::apply(&self.admin, now, policy)
     }
 

@@ -151,7 +151,10 @@ examples:
     )
     .unwrap();
     let audit = wait_for(Duration::from_secs(20), "the refusal in the audit log", || {
-        c.query_value("SELECT detail FROM audit WHERE action = 'rules.reload_failed'", &[])
+        c.query_value(
+            "SELECT detail FROM audit WHERE action = 'rules.reload_failed'",
+            &[],
+        )
     });
     assert!(
         audit.contains("broken.yml"),
