@@ -126,7 +126,7 @@ fn nmap(net: &NetPair, args: &[&str]) -> Instant {
 }
 
 #[test]
-fn nmap_syn_connect_and_udp_scans_are_one_event_each_and_web_traffic_is_not() {
+fn nmap_syn_connect_udp_fin_null_xmas_scans_are_one_event_each_and_web_traffic_is_not() {
     let net = NetPair::new("nws");
     // Closed UDP ports answer at full speed, so the UDP scan is quick.
     net.exec_ok(&net.host, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"]);
@@ -165,6 +165,9 @@ fn nmap_syn_connect_and_udp_scans_are_one_event_each_and_web_traffic_is_not() {
         (vec!["-sS", "-p", "1-500"], 500u64, "tcp"),
         (vec!["-sT", "-p", "1-400"], 400, "tcp"),
         (vec!["-sU", "-p", "1-200"], 200, "udp"),
+        (vec!["-sF", "-p", "1-100"], 100, "tcp"),
+        (vec!["-sN", "-p", "1-100"], 100, "tcp"),
+        (vec!["-sX", "-p", "1-100"], 100, "tcp"),
     ] {
         let done = nmap(&net, &args);
         let ev = wait_event(
@@ -188,6 +191,17 @@ fn nmap_syn_connect_and_udp_scans_are_one_event_each_and_web_traffic_is_not() {
         assert_eq!(ev["destination"]["ip"], net.host_ip.as_str());
         assert_eq!(ev["network"]["transport"], transport, "{ev}");
         assert!(ev["event"]["start"].is_string() && ev["event"]["end"].is_string());
+        let kind = match args[0] {
+            "-sS" | "-sT" => "syn",
+            "-sU" => "udp",
+            "-sF" => "fin",
+            "-sN" => "null",
+            _ => "xmas",
+        };
+        assert!(
+            ev["canhgac"]["network"]["probes"][kind].as_u64() >= Some(probed),
+            "{ev}"
+        );
         // One event per scan, not one per packet.
         std::thread::sleep(Duration::from_secs(3));
         let more = c
@@ -202,7 +216,7 @@ fn nmap_syn_connect_and_udp_scans_are_one_event_each_and_web_traffic_is_not() {
         .into_iter()
         .filter(|(_, e)| e["event"]["dataset"] == "network.scan")
         .count();
-    assert_eq!(web_scans, 3, "only the three nmap scans are scans");
+    assert_eq!(web_scans, 6, "only the six nmap scans are scans");
     assert_eq!(a.stop().map(|s| s.success()), Some(true));
 }
 
