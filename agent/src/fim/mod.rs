@@ -404,8 +404,20 @@ fn emit(sink: &EventSink, root: &Root, changes: Vec<Change>, fim: &FimSettings, 
     }
 }
 
+thread_local! {
+    /// Whether this thread's priority was lowered, so helper threads it
+    /// starts (the scan's hashing thread) can do the same.
+    static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether [`lower_priority`] ran on this thread.
+pub(crate) fn priority_lowered() -> bool {
+    LOWERED.with(|c| c.get())
+}
+
 /// Lowers the scanning thread's I/O (and on Windows CPU) priority.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
+    LOWERED.with(|c| c.set(true));
     #[cfg(target_os = "linux")]
     {
         // ioprio_set(IOPRIO_WHO_PROCESS, this thread, IOPRIO_CLASS_IDLE): best effort.

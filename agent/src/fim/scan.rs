@@ -8,8 +8,14 @@ use canhgac_proto::settings::FimSettings;
 
 use super::baseline::{Baseline, BaselineError, Rows};
 use super::diff::{Action, Change, compare, pair_renames};
-use super::entry::{self, Kind, Throttle};
+use super::entry::{self, Entry, Kind, Throttle};
 use super::paths::{self, Excludes};
+
+/// Entries in flight between the walking and the hashing thread of a full scan.
+const PIPELINE: usize = 512;
+
+/// A path, its baseline entry, and what the hashing thread read.
+type Examined = (PathBuf, Option<Entry>, std::io::Result<Option<Entry>>);
 
 /// A watched path, ready to scan.
 #[derive(Debug, Clone)]
@@ -122,67 +128,125 @@ pub fn full_scan(
         .max_depth(if root.recursive { usize::MAX } else { 1 })
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !root.excludes.excluded(e.path()));
-    for item in walker {
-        let de = match item {
-            Ok(de) => de,
-            Err(e) => {
-                let p = e
-                    .path()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| root.path.clone());
-                if p == root.path {
-                    return Err(ScanError::Root(RootProblem::Unreadable(e.to_string())));
+    // Two threads, as a hashing tool with one worker has: this one walks,
+    // looks up and writes the baseline; the other reads metadata and hashes,
+    // in walk order, so the baseline is written while the next files hash.
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Option<Entry>)>(PIPELINE);
+    let (res_tx, res_rx) = std::sync::mpsc::sync_channel::<Examined>(PIPELINE);
+    let lowered = super::priority_lowered();
+    let max_hash_size = root.max_hash_size;
+    std::thread::scope(|scope| -> Result<(), ScanError> {
+        scope.spawn(move || {
+            if lowered {
+                super::lower_priority();
+            }
+            for (path, old) in job_rx {
+                let read = entry::read(&path, max_hash_size, old.as_ref(), throttle);
+                if res_tx.send((path, old, read)).is_err() {
+                    break;
                 }
-                out.unreadable.push((
-                    p,
-                    e.io_error()
-                        .map(|x| x.to_string())
-                        .unwrap_or_else(|| e.to_string()),
-                ));
-                continue;
             }
-        };
-        let path = de.path();
-        let old = if empty { None } else { baseline.get(path)? };
-        let new = match entry::read(path, root.max_hash_size, old.as_ref(), throttle) {
-            Ok(Some(e)) => e,
-            Ok(None) => continue, // vanished while walking: the next scan sees it gone
-            Err(e) => {
-                out.unreadable.push((path.to_path_buf(), e.to_string()));
-                continue;
-            }
-        };
-        out.entries += 1;
-        out.bytes += if new.kind == Kind::File { new.size } else { 0 };
-        if out.entries.is_multiple_of(256) {
-            progress(out.entries, out.bytes);
-        }
-        match compare(old.as_ref(), Some(&new)) {
-            Some((action, changed)) => {
-                if baselined {
-                    out.changes.push(Change {
-                        action,
-                        path: path.to_path_buf(),
-                        old_path: None,
-                        before: old,
-                        after: Some(new.clone()),
-                        changed,
-                    });
+        });
+        let mut absorb = |(path, old, read): Examined, baseline: &mut Baseline| -> Result<(), ScanError> {
+            let new = match read {
+                Ok(Some(e)) => e,
+                Ok(None) => return Ok(()), // vanished while walking: the next scan sees it gone
+                Err(e) => {
+                    out.unreadable.push((path, e.to_string()));
+                    return Ok(());
                 }
-                rows.push((path.to_path_buf(), Some(new)));
+            };
+            out.entries += 1;
+            out.bytes += if new.kind == Kind::File { new.size } else { 0 };
+            if out.entries.is_multiple_of(256) {
+                progress(out.entries, out.bytes);
             }
-            None if old.as_ref() != Some(&new) => rows.push((path.to_path_buf(), Some(new))),
-            None => seen.push(path.to_path_buf()),
+            match compare(old.as_ref(), Some(&new)) {
+                Some((action, changed)) => {
+                    if baselined {
+                        out.changes.push(Change {
+                            action,
+                            path: path.clone(),
+                            old_path: None,
+                            before: old,
+                            after: Some(new.clone()),
+                            changed,
+                        });
+                    }
+                    rows.push((path, Some(new)));
+                }
+                None if old.as_ref() != Some(&new) => rows.push((path, Some(new))),
+                None => seen.push(path),
+            }
+            if rows.len() >= FLUSH_EVERY {
+                baseline.apply(&root.key, scan_gen, &rows)?;
+                rows.clear();
+            }
+            if seen.len() >= FLUSH_EVERY {
+                baseline.touch(scan_gen, &seen)?;
+                seen.clear();
+            }
+            Ok(())
+        };
+        for item in walker {
+            let de = match item {
+                Ok(de) => de,
+                Err(e) => {
+                    let p = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.path.clone());
+                    if p == root.path {
+                        return Err(ScanError::Root(RootProblem::Unreadable(e.to_string())));
+                    }
+                    absorb(
+                        (
+                            p,
+                            None,
+                            Err(e.into_io_error().unwrap_or_else(|| {
+                                std::io::Error::other("cannot read this entry while walking")
+                            })),
+                        ),
+                        baseline,
+                    )?;
+                    continue;
+                }
+            };
+            let path = de.into_path();
+            let old = if empty { None } else { baseline.get(&path)? };
+            let mut job = (path, old);
+            // Hand the entry over; while the hashing side is busy, absorb what it finished.
+            loop {
+                match job_tx.try_send(job) {
+                    Ok(()) => break,
+                    Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                        job = back;
+                        match res_rx.recv() {
+                            Ok(r) => absorb(r, baseline)?,
+                            Err(_) => {
+                                return Err(ScanError::Root(RootProblem::Unreadable(
+                                    "the hashing thread stopped".into(),
+                                )));
+                            }
+                        }
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                        return Err(ScanError::Root(RootProblem::Unreadable(
+                            "the hashing thread stopped".into(),
+                        )));
+                    }
+                }
+            }
+            while let Ok(r) = res_rx.try_recv() {
+                absorb(r, baseline)?;
+            }
         }
-        if rows.len() >= FLUSH_EVERY {
-            baseline.apply(&root.key, scan_gen, &rows)?;
-            rows.clear();
+        drop(job_tx);
+        for r in res_rx.iter() {
+            absorb(r, baseline)?;
         }
-        if seen.len() >= FLUSH_EVERY {
-            baseline.touch(scan_gen, &seen)?;
-            seen.clear();
-        }
-    }
+        Ok(())
+    })?;
     baseline.apply(&root.key, scan_gen, &rows)?;
     baseline.touch(scan_gen, &seen)?;
     progress(out.entries, out.bytes);
