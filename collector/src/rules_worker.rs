@@ -278,6 +278,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let dir = data_dir.join("rules");
+    // Taken before loading: a file written meanwhile shows as a change.
+    let files_at_load = fingerprint(&dir);
     let base = match load_rules(&dir) {
         Ok(s) => s,
         Err(errors) => {
@@ -306,7 +308,7 @@ pub async fn run(
     let set = with_overrides(&base, &overrides);
     publish(&shared, set.clone());
     let mut engine = Engine::new(set);
-    let mut files = fingerprint(&dir);
+    let mut files = files_at_load;
     let mut last_reload_check = Instant::now();
     let mut last_posture = Instant::now() - posture_interval;
     let mut cursor = {

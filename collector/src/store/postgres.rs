@@ -100,9 +100,21 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
         cfg.connect_timeout(Duration::from_secs(10));
     }
     cfg.application_name("canhgac-collector");
-    let client = cfg
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+    // No TLS over a local Unix socket (as libpq), nor with sslmode=disable.
+    #[cfg(unix)]
+    let local = cfg
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, ::postgres::config::Host::Unix(_)));
+    #[cfg(not(unix))]
+    let local = false;
+    let plain = local || cfg.get_ssl_mode() == ::postgres::config::SslMode::Disable;
+    let client = if plain {
+        cfg.connect(::postgres::NoTls)
+    } else {
+        cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+    }
+    .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
     Ok(client)
 }
 
