@@ -484,3 +484,108 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
+
+/// A throwaway PostgreSQL server of the test's own (`scripts/pg-throwaway`),
+/// stopped and removed when dropped.
+struct OwnServer {
+    dir: std::path::PathBuf,
+    /// URL through the Unix socket.
+    url: String,
+    port: u16,
+}
+
+impl OwnServer {
+    fn start(tag: &str, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> Self {
+        let dir = std::env::temp_dir().join(format!("canhgac-test-pg-{tag}-{}", std::process::id()));
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-throwaway");
+        let _ = std::process::Command::new(&script).arg("stop").arg(&dir).status();
+        let mut cmd = std::process::Command::new(&script);
+        cmd.arg("start").arg(&dir);
+        if let Some((cert, key)) = &tls {
+            cmd.arg(cert).arg(key);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg-throwaway: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = url
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        OwnServer { dir, url, port }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-throwaway");
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// `[storage]` over TLS (sslmode=require): the server certificate must chain
+/// to the configured CA file; another CA is refused.
+#[test]
+fn storage_over_tls_is_verified_against_the_configured_ca() {
+    // Two collector data dirs lend their CAs; the first one's server
+    // certificate (for localhost and 127.0.0.1) is the database's.
+    let certs = Collector::init_embedded();
+    let stranger = Collector::init_embedded();
+    let server = OwnServer::start(
+        "tls",
+        Some((
+            certs.data_dir().join("server.pem"),
+            certs.data_dir().join("server.key"),
+        )),
+    );
+    let mut admin = postgres::Client::connect(&server.url, postgres::NoTls).unwrap();
+    admin.batch_execute("CREATE DATABASE tls_good").unwrap();
+    admin.batch_execute("CREATE DATABASE tls_bad").unwrap();
+    let init = |db: &str, ca: &std::path::Path| {
+        let dir = TempDir::new("pg-tls");
+        let out = std::process::Command::new(bin("canhgac-collector"))
+            .args(["init", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--san", "localhost", "--storage"])
+            .arg(format!(
+                "postgres://postgres@localhost:{}/{db}?sslmode=require",
+                server.port
+            ))
+            .arg("--storage-ca-file")
+            .arg(ca)
+            .output()
+            .unwrap();
+        (dir, out)
+    };
+    let (_bad_dir, bad) = init("tls_bad", &stranger.data_dir().join("ca.pem"));
+    assert!(
+        !bad.status.success(),
+        "a server certificate from another CA is refused"
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("TLS") || err.contains("certificate"), "{err}");
+    let (good_dir, good) = init("tls_good", &certs.data_dir().join("ca.pem"));
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let toml = std::fs::read_to_string(good_dir.path().join("data/collector.toml")).unwrap();
+    assert!(toml.contains("ca_file = \"storage-ca.pem\""), "{toml}");
+    // The store opens again from collector.toml alone, over TLS.
+    let out = std::process::Command::new(bin("canhgac-collector"))
+        .args(["agents", "list", "--data-dir"])
+        .arg(good_dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let users: i64 = postgres::Client::connect(&pg_url_with_db(&server.url, "tls_good"), postgres::NoTls)
+        .unwrap()
+        .query_one("SELECT COUNT(*) FROM users", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1, "init wrote the admin account over TLS");
+}
