@@ -329,6 +329,7 @@ fn worker(
                         Err(ScanError::Baseline(e)) => {
                             health.problem_blocking(SENSOR, false, format!("baseline failure: {e}"))
                         }
+                        Err(ScanError::Thread(e)) => health.problem_blocking(SENSOR, false, e),
                     }
                 }
                 if problems.is_empty() {

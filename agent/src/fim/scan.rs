@@ -74,6 +74,9 @@ pub enum ScanError {
     Root(RootProblem),
     #[error(transparent)]
     Baseline(#[from] BaselineError),
+    /// The scan's hashing thread could not start or stopped early.
+    #[error("{0}")]
+    Thread(String),
 }
 
 /// Result of a full scan.
@@ -136,7 +139,8 @@ pub fn full_scan(
     let lowered = super::priority_lowered();
     let max_hash_size = root.max_hash_size;
     std::thread::scope(|scope| -> Result<(), ScanError> {
-        scope.spawn(move || {
+        let hasher = std::thread::Builder::new().name("fim-hash".into());
+        let spawned = hasher.spawn_scoped(scope, move || {
             if lowered {
                 super::lower_priority();
             }
@@ -147,6 +151,9 @@ pub fn full_scan(
                 }
             }
         });
+        if let Err(e) = spawned {
+            return Err(ScanError::Thread(format!("cannot start the hashing thread: {e}")));
+        }
         let mut absorb = |(path, old, read): Examined, baseline: &mut Baseline| -> Result<(), ScanError> {
             let new = match read {
                 Ok(Some(e)) => e,
@@ -224,16 +231,12 @@ pub fn full_scan(
                         match res_rx.recv() {
                             Ok(r) => absorb(r, baseline)?,
                             Err(_) => {
-                                return Err(ScanError::Root(RootProblem::Unreadable(
-                                    "the hashing thread stopped".into(),
-                                )));
+                                return Err(ScanError::Thread("the hashing thread stopped".into()));
                             }
                         }
                     }
                     Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                        return Err(ScanError::Root(RootProblem::Unreadable(
-                            "the hashing thread stopped".into(),
-                        )));
+                        return Err(ScanError::Thread("the hashing thread stopped".into()));
                     }
                 }
             }
