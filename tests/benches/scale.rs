@@ -30,9 +30,9 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use canhgac_tests::{Collector, TempDir, bin, wait_for};
+use canhgac_tests::{Collector, TempDir, bin};
 use rusqlite::{Connection, OpenFlags, params};
 use serde_json::{Value, json};
 
@@ -85,21 +85,6 @@ fn raise_nofile(want: u64) -> u64 {
     lim.rlim_cur
 }
 
-fn serve_pid(data_dir: &Path) -> u32 {
-    let want = data_dir.to_string_lossy().to_string();
-    wait_for(Duration::from_secs(10), "collector pid", || {
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-            let pid: u32 = p.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmd
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).to_string())
-                .collect();
-            (args.iter().any(|a| a == "serve") && args.iter().any(|a| *a == want)).then_some(pid)
-        })
-    })
-}
-
 fn loadgen(state: &Path, args: &[String]) -> Value {
     let out: Output = Command::new(bin("canhgac-loadgen"))
         .arg("--state")
@@ -120,8 +105,11 @@ fn s(x: impl ToString) -> String {
     x.to_string()
 }
 
+/// An events row: agent, seq, ts, received_at, kind, body.
+type EventRow = (Option<String>, Option<i64>, String, String, String, String);
+
 fn raw_insert(c: &Collector, after_id: i64) -> (usize, f64) {
-    let rows: Vec<(Option<String>, Option<i64>, String, String, String, String)> = {
+    let rows: Vec<EventRow> = {
         let db = c.db();
         let mut st = db
             .prepare(
@@ -184,7 +172,7 @@ fn main() {
 
     let mut c = Collector::init();
     c.start();
-    let pid = serve_pid(&c.data_dir());
+    let pid = c.pid().expect("the collector is running");
     let state = TempDir::new("bench-scale-state");
     let token = c.token(&["--uses", &n.to_string(), "--ttl", "48h"]);
     let console = format!("127.0.0.1:{}", c.console_port);

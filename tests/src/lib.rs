@@ -174,6 +174,11 @@ impl Collector {
         self.dir.path().join("data")
     }
 
+    /// The process id of the running `serve`, if started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn agent_addr(&self) -> String {
         format!("127.0.0.1:{}", self.agent_port)
     }

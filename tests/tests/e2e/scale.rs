@@ -9,22 +9,6 @@ use std::time::Duration;
 use canhgac_tests::{Collector, TempDir, bin, wait_for};
 use serde_json::Value;
 
-/// The pid of the `serve` process using this data dir (from /proc/*/cmdline).
-fn serve_pid(data_dir: &Path) -> u32 {
-    let want = data_dir.to_string_lossy().to_string();
-    wait_for(Duration::from_secs(10), "collector pid", || {
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-            let pid: u32 = p.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmd
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).to_string())
-                .collect();
-            (args.iter().any(|a| a == "serve") && args.iter().any(|a| *a == want)).then_some(pid)
-        })
-    })
-}
-
 fn loadgen(state: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin("canhgac-loadgen"));
     c.arg("--state").arg(state).args(args).arg("--json");
@@ -66,7 +50,7 @@ fn f(v: &Value, path: &str) -> f64 {
 fn loadgen_delivers_every_event_once_and_times_the_alerts() {
     let mut c = Collector::init();
     c.start();
-    let pid = serve_pid(&c.data_dir());
+    let pid = c.pid().expect("the collector is running");
     let state = TempDir::new("loadgen");
     let token = c.token(&["--uses", "50"]);
     let console = format!("127.0.0.1:{}", c.console_port);
