@@ -576,7 +576,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 to.display(),
                 w.bytes,
                 w.manifest.files.len(),
-                if w.manifest.database { ", database included" } else { ", no database" }
+                if w.manifest.database {
+                    ", database included"
+                } else {
+                    ", no database"
+                }
             );
             Ok(())
         }
