@@ -92,14 +92,7 @@ fn credential(headers: &HeaderMap) -> Option<Credential> {
     {
         return Some(Credential::Bearer(t.trim().to_string()));
     }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| Credential::Cookie(v.to_string()))
+    crate::web::cookie(headers, SESSION_COOKIE).map(|v| Credential::Cookie(v.to_string()))
 }
 
 /// The caller, with at least one of `roles`. `changes` requests made with

@@ -36,29 +36,33 @@ mod tempdir {
     }
 }
 
+/// Records one hit of rule `r1` with `key`; returns what changed.
+fn hit(s: &SqliteStore, key: &str) -> canhgac_collector::store::AlertChanges {
+    s.apply_rule_results(&RuleResults {
+        hits: vec![AlertHit {
+            rule_id: "r1".into(),
+            kind: "event".into(),
+            agent_id: None,
+            host: "pc".into(),
+            group: "default".into(),
+            level: 2,
+            severity: "high".into(),
+            title_en: "t".into(),
+            title_vi: "t".into(),
+            dedup_key: key.into(),
+            window_secs: 3600,
+            event_id: None,
+            at: canhgac_collector::store::now(),
+            body: "{}".into(),
+        }],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Opens a new alert; returns its id.
 fn raise(s: &SqliteStore, key: &str) -> i64 {
-    let ch = s
-        .apply_rule_results(&RuleResults {
-            hits: vec![AlertHit {
-                rule_id: "r1".into(),
-                kind: "event".into(),
-                agent_id: None,
-                host: "pc".into(),
-                group: "default".into(),
-                level: 2,
-                severity: "high".into(),
-                title_en: "t".into(),
-                title_vi: "t".into(),
-                dedup_key: key.into(),
-                window_secs: 3600,
-                event_id: None,
-                at: canhgac_collector::store::now(),
-                body: "{}".into(),
-            }],
-            ..Default::default()
-        })
-        .unwrap();
-    ch.opened[0]
+    hit(s, key).opened[0]
 }
 
 fn refused(r: Result<impl std::fmt::Debug, StoreError>) -> String {
@@ -175,7 +179,7 @@ fn suppression_needs_a_future_date_keeps_counting_and_ends() {
         .unwrap();
     assert_eq!(a.status, "suppressed");
     // A repeat counts on the suppressed alert instead of opening a new one.
-    let again = raise_repeat(&s, "k2");
+    let again = hit(&s, "k2");
     assert!(again.opened.is_empty() && again.updated == vec![id]);
     assert!(
         s.reopen_expired_suppressions(&canhgac_collector::store::now())
@@ -209,29 +213,6 @@ fn suppression_needs_a_future_date_keeps_counting_and_ends() {
         1,
         "host filter is a case-insensitive part"
     );
-}
-
-fn raise_repeat(s: &SqliteStore, key: &str) -> canhgac_collector::store::AlertChanges {
-    s.apply_rule_results(&RuleResults {
-        hits: vec![AlertHit {
-            rule_id: "r1".into(),
-            kind: "event".into(),
-            agent_id: None,
-            host: "pc".into(),
-            group: "default".into(),
-            level: 2,
-            severity: "high".into(),
-            title_en: "t".into(),
-            title_vi: "t".into(),
-            dedup_key: key.into(),
-            window_secs: 3600,
-            event_id: None,
-            at: canhgac_collector::store::now(),
-            body: "{}".into(),
-        }],
-        ..Default::default()
-    })
-    .unwrap()
 }
 
 #[test]

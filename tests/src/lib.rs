@@ -179,6 +179,25 @@ impl Collector {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// An HTTPS client for the console listener that trusts the collector's CA.
+    pub fn console_client(&self) -> canhgac_agent::client::Client {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let ca =
+            CertificateDer::from_pem_slice(&std::fs::read(self.data_dir().join("ca.pem")).unwrap()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(canhgac_agent::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        canhgac_agent::client::Client::new(
+            vec![format!("localhost:{}", self.console_port)],
+            std::sync::Arc::new(tls),
+            Duration::from_secs(10),
+        )
+    }
+
     pub fn agent_addr(&self) -> String {
         format!("127.0.0.1:{}", self.agent_port)
     }
@@ -906,5 +925,13 @@ impl Drop for Sysctl {
         if !self.old.is_empty() {
             let _ = std::fs::write(&self.path, &self.old);
         }
+    }
+}
+
+/// The HTTP status of a request the server refused; panics if it was accepted.
+pub fn refused_status<T: std::fmt::Debug>(r: Result<T, canhgac_agent::client::ClientError>) -> u16 {
+    match r {
+        Err(canhgac_agent::client::ClientError::Refused { status, .. }) => status,
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }

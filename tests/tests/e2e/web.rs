@@ -3,13 +3,10 @@
 //! stay text; viewers and forged forms are refused; screenshots at 1366×768.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use canhgac_agent::client::{Client, ClientError};
 use canhgac_tests::webdriver::Browser;
-use canhgac_tests::{Agent, Collector, TempDir, wait_for};
-use rustls::pki_types::{CertificateDer, pem::PemObject};
+use canhgac_tests::{Agent, Collector, TempDir, refused_status, wait_for};
 use serde_json::Value;
 
 const HOSTILE_FILE: &str = "<img src=x onerror=alert(1)>";
@@ -107,29 +104,6 @@ fn assert_fits(b: &Browser, what: &str) {
     let (scroll, inner) = (w[0].as_i64().unwrap(), w[1].as_i64().unwrap());
     assert!((1300..=1366).contains(&inner), "{what}: viewport {inner}");
     assert!(scroll <= inner, "{what}: {scroll}px wide in a {inner}px window");
-}
-
-fn https_client(c: &Collector) -> Client {
-    let ca = CertificateDer::from_pem_slice(&std::fs::read(c.data_dir().join("ca.pem")).unwrap()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(canhgac_agent::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Client::new(
-        vec![format!("localhost:{}", c.console_port)],
-        Arc::new(tls),
-        Duration::from_secs(10),
-    )
-}
-
-fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u16 {
-    match r {
-        Err(ClientError::Refused { status, .. }) => status,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 #[test]
@@ -279,7 +253,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut cl = https_client(&c);
+        let mut cl = c.console_client();
         let form_login = |pw: &str, user: &str| format!("username={user}&password={pw}");
         // Officer session through the JSON login (same sessions as the form).
         let body =
@@ -299,7 +273,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                 Some(b"action=reopen".to_vec()),
             )
             .await;
-        assert_eq!(status_of(forged), 403);
+        assert_eq!(refused_status(forged), 403);
         // With a token of another session: refused too.
         let forged = cl
             .request_with(
@@ -312,7 +286,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                 Some(format!("action=reopen&csrf={}", viewer_csrf.as_str().unwrap()).into_bytes()),
             )
             .await;
-        assert_eq!(status_of(forged), 403);
+        assert_eq!(refused_status(forged), 403);
         // The JSON API with the cookie needs the X-CSRF-Token header.
         let forged = cl
             .request_with(
@@ -322,7 +296,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                 Some(br#"{"action":"reopen"}"#.to_vec()),
             )
             .await;
-        assert_eq!(status_of(forged), 403);
+        assert_eq!(refused_status(forged), 403);
         // A viewer with a valid token of its own still may not change alerts.
         let body =
             serde_json::to_vec(&serde_json::json!({"username": "viewer1", "password": viewer_pw})).unwrap();
@@ -341,7 +315,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                 Some(format!("action=reopen&csrf={vcsrf}").into_bytes()),
             )
             .await;
-        assert_eq!(status_of(denied), 403);
+        assert_eq!(refused_status(denied), 403);
         let denied = cl
             .request_with(
                 "POST",
@@ -350,7 +324,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                 Some(br#"{"action":"acknowledge"}"#.to_vec()),
             )
             .await;
-        assert_eq!(status_of(denied), 403);
+        assert_eq!(refused_status(denied), 403);
         // Wrong passwords through the HTML form lock the account.
         for _ in 0..5 {
             let r = cl
@@ -361,7 +335,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                     Some(form_login("wrong", "locky").into_bytes()),
                 )
                 .await;
-            assert_eq!(status_of(r), 401);
+            assert_eq!(refused_status(r), 401);
         }
         let r = cl
             .request_with(
@@ -371,7 +345,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
                 Some(form_login("wrong", "locky").into_bytes()),
             )
             .await;
-        assert_eq!(status_of(r), 429, "locked after 5 failures");
+        assert_eq!(refused_status(r), 429, "locked after 5 failures");
     });
     let stored = alerts(&c).into_iter().find(|x| x["id"] == any).unwrap();
     assert_eq!(stored["status"], "resolved", "no forged change went through");
@@ -522,7 +496,7 @@ fn an_admin_enrolls_moves_switches_rules_and_scripts_use_an_api_token() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut cl = https_client(&c);
+        let mut cl = c.console_client();
         let bearer = format!("Bearer {api}");
         let list: Value = serde_json::from_slice(
             &cl.request_with(
@@ -549,7 +523,7 @@ fn an_admin_enrolls_moves_switches_rules_and_scripts_use_an_api_token() {
                 Some(br#"{"action":"resolve","note":" "}"#.to_vec()),
             )
             .await;
-        assert_eq!(status_of(r), 403);
+        assert_eq!(refused_status(r), 403);
         let done: Value = serde_json::from_slice(
             &cl.request_with(
                 "POST",
@@ -629,10 +603,13 @@ fn an_admin_enrolls_moves_switches_rules_and_scripts_use_an_api_token() {
         },
     );
     rt.block_on(async {
-        let mut cl = https_client(&c);
+        let mut cl = c.console_client();
         let old = serde_json::to_vec(&serde_json::json!({"username": "admin", "password": c.admin_password}))
             .unwrap();
-        assert_eq!(status_of(cl.request("POST", "/api/login", Some(old)).await), 401);
+        assert_eq!(
+            refused_status(cl.request("POST", "/api/login", Some(old)).await),
+            401
+        );
         let new = serde_json::to_vec(
             &serde_json::json!({"username": "admin", "password": "a new long passphrase"}),
         )
