@@ -587,6 +587,62 @@ fn an_admin_enrolls_moves_switches_rules_and_scripts_use_an_api_token() {
         assert!(csv.lines().count() > 5, "one row per requirement at level 3");
     });
 
+    // A webhook channel added on the Administration page; its test message
+    // reaches a server in this test and the delivery shows in the console.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_port = hook.local_addr().unwrap().port();
+    let received = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = hook.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&got).to_string()
+    });
+    b.goto(&format!("{base}/admin"));
+    b.find("textarea[name=toml]").type_text(&format!(
+        "name = \"so-tttt\"\nmin_severity = \"high\"\n[webhook]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n"
+    ));
+    b.find("form[action='/admin/channels'] button").click();
+    wait_shows(&b, "main", "so-tttt");
+    b.find("form[action='/admin/channels/so-tttt/test'] button")
+        .click();
+    let request = received.join().unwrap();
+    assert!(request.starts_with("POST /hook "), "{request}");
+    assert!(
+        request.contains("so-tttt"),
+        "the test message names the channel: {request}"
+    );
+    b.goto(&format!("{base}/admin"));
+    let deliveries = b.find_all("section table").pop().unwrap().text();
+    assert!(
+        deliveries.contains("so-tttt") && deliveries.contains("ok"),
+        "{deliveries}"
+    );
+
     // Changing one's password: the old one stops working.
     b.goto(&format!("{base}/account"));
     b.find("input[name=current]").type_text(&c.admin_password);
