@@ -133,6 +133,8 @@ pub struct Requirement {
     pub met: usize,
     /// (agent id, host, alert id) of machines that do not meet it.
     pub failing: Vec<(String, String, i64)>,
+    /// (agent id, host) of machines that sent nothing to judge it by.
+    pub no_evidence: Vec<(String, String)>,
     pub alerts_in_period: u64,
 }
 
@@ -146,6 +148,9 @@ pub struct MachineRow {
     pub has_evidence: bool,
     /// Rule ids of requirements it does not meet, with the alert.
     pub failing: Vec<(String, i64)>,
+    /// Rule ids of requirements its sensors sent no data for (e.g. no
+    /// antivirus status ever): not met, for want of evidence.
+    pub no_evidence: Vec<String>,
     pub antivirus: String,
     pub firewall: String,
     pub fim: String,
@@ -154,7 +159,7 @@ pub struct MachineRow {
 
 impl MachineRow {
     pub fn compliant(&self) -> bool {
-        self.has_evidence && self.failing.is_empty()
+        self.has_evidence && self.failing.is_empty() && self.no_evidence.is_empty()
     }
 }
 
@@ -188,6 +193,18 @@ pub struct Inputs<'a> {
     pub active: &'a [AlertRecord],
     /// Alerts seen in the report's period.
     pub in_period: &'a [AlertRecord],
+}
+
+/// The posture section a built-in pack's requirements are judged on: a
+/// machine without it has sent no evidence for them.
+fn evidence_section(rule_source: &str) -> Option<&'static str> {
+    if rule_source.contains("packs/antivirus/") {
+        Some("antivirus")
+    } else if rule_source.contains("packs/firewall/") {
+        Some("firewall")
+    } else {
+        None
+    }
 }
 
 /// Short human summaries of a host's antivirus, firewall and FIM state from
@@ -297,6 +314,14 @@ pub fn group_reports(i: &Inputs<'_>, only_group: Option<&str>) -> Vec<GroupRepor
                 .filter(|x| reqs.iter().any(|r| r.id == x.rule_id))
                 .map(|x| (x.rule_id.clone(), x.id))
                 .collect();
+            let no_evidence: Vec<String> = reqs
+                .iter()
+                .filter(|r| {
+                    evidence_section(&r.source).is_some_and(|sec| posture.get(sec).is_none_or(Value::is_null))
+                })
+                .filter(|r| !failing.iter().any(|(id, _)| *id == r.id))
+                .map(|r| r.id.clone())
+                .collect();
             machines.push(MachineRow {
                 agent_id: a.id.clone(),
                 host: a.hostname.clone(),
@@ -304,6 +329,7 @@ pub fn group_reports(i: &Inputs<'_>, only_group: Option<&str>) -> Vec<GroupRepor
                 last_seen: a.last_seen.clone(),
                 has_evidence: a.last_seen.is_some(),
                 failing,
+                no_evidence,
                 antivirus: av,
                 firewall: fw,
                 fim,
@@ -326,9 +352,18 @@ pub fn group_reports(i: &Inputs<'_>, only_group: Option<&str>) -> Vec<GroupRepor
                             .map(|(_, aid)| (m.agent_id.clone(), m.host.clone(), *aid))
                     })
                     .collect();
+                let no_evidence: Vec<(String, String)> = machines
+                    .iter()
+                    .filter(|m| !m.has_evidence || m.no_evidence.contains(&r.id))
+                    .map(|m| (m.agent_id.clone(), m.host.clone()))
+                    .collect();
                 let met = machines
                     .iter()
-                    .filter(|m| m.has_evidence && !m.failing.iter().any(|(rid, _)| *rid == r.id))
+                    .filter(|m| {
+                        m.has_evidence
+                            && !m.no_evidence.contains(&r.id)
+                            && !m.failing.iter().any(|(rid, _)| *rid == r.id)
+                    })
                     .count();
                 Requirement {
                     rule_id: r.id.clone(),
@@ -348,6 +383,7 @@ pub fn group_reports(i: &Inputs<'_>, only_group: Option<&str>) -> Vec<GroupRepor
                         .collect(),
                     met,
                     failing,
+                    no_evidence,
                     alerts_in_period: period.iter().filter(|x| x.rule_id == r.id).count() as u64,
                 }
             })
@@ -379,10 +415,10 @@ pub fn to_csv(reports: &[GroupReport], from: &str, to: &str) -> String {
                     .iter()
                     .find(|(rid, _)| *rid == r.rule_id)
                     .map(|(_, a)| *a);
-                let met = if !m.has_evidence {
-                    "no-evidence"
-                } else if alert.is_some() {
+                let met = if alert.is_some() {
                     "no"
+                } else if !m.has_evidence || m.no_evidence.contains(&r.rule_id) {
+                    "no-evidence"
                 } else {
                     "yes"
                 };
@@ -549,7 +585,29 @@ mod tests {
             rec("a1", "pc-1", Some("2026-11-01T00:00:00Z")),
             rec("a2", "pc-2", Some("2026-11-01T00:00:00Z")),
             rec("a3", "pc-3", None),
+            rec("a4", "pc-4", Some("2026-11-01T00:00:00Z")),
         ];
+        // pc-1 and pc-2 sent antivirus and firewall status; pc-4 never did.
+        let ctx = |id: &str| {
+            AgentContext {
+            agent_id: id.into(),
+            hostname: String::new(),
+            machine_id: id.into(),
+            group: "g".into(),
+            level: 2,
+            last_seen: Some("2026-11-01T00:00:00Z".into()),
+            silent: false,
+            revoked: false,
+            dropped_total: 0,
+            inventory: None,
+            posture: Some(
+                r#"{"antivirus": {"present": true, "enabled": true}, "firewall": {"inbound_filtering": true}}"#
+                    .into(),
+            ),
+            cert_not_after: None,
+        }
+        };
+        let contexts = vec![ctx("a1"), ctx("a2")];
         let mut failing = alert("high", "acknowledged", "2026-11-01T00:00:00Z");
         failing.kind = "posture".into();
         failing.rule_id = "av-disabled".into();
@@ -558,7 +616,7 @@ mod tests {
         let inputs = Inputs {
             groups: &groups,
             agents: &agents,
-            contexts: &[],
+            contexts: &contexts,
             rules: &rules,
             active: std::slice::from_ref(&failing),
             in_period: std::slice::from_ref(&failing),
@@ -568,7 +626,7 @@ mod tests {
         let g = &reps[0];
         assert_eq!(
             g.compliant_machines, 1,
-            "pc-2 only: pc-1 fails, pc-3 has no evidence"
+            "pc-2 only: pc-1 fails, pc-3 never reported, pc-4 sent no antivirus status"
         );
         assert_eq!(g.verdict, Verdict::Not);
         let req = g
@@ -577,6 +635,8 @@ mod tests {
             .find(|r| r.rule_id == "av-disabled")
             .unwrap();
         assert_eq!(req.met, 1);
+        let no_data: Vec<&str> = req.no_evidence.iter().map(|(_, h)| h.as_str()).collect();
+        assert_eq!(no_data, ["pc-3", "pc-4"]);
         assert_eq!(req.failing, vec![("a1".to_string(), "pc-1".to_string(), 42)]);
         assert!(req.clauses.iter().any(|c| c.starts_with("nd85:")));
         assert_eq!(g.stats.total, 1);

@@ -278,6 +278,7 @@ const WORDS: &[(&str, &str, &str)] = &[
         "The group has no machines.",
     ),
     ("rep.failing", "Máy chưa đạt", "Machines not meeting it"),
+    ("rep.no_data", "chưa có dữ liệu", "no data"),
     ("rep.all", "Tất cả các nhóm", "All groups"),
     ("adm.users", "Người dùng", "Users"),
     ("adm.add_user", "Thêm người dùng", "Add a user"),

@@ -219,7 +219,10 @@ fn group_section(c: &Ctx, g: &GroupReport) -> Markup {
                                 td { (if c.lang == super::i18n::Lang::Vi { &r.title_vi } else { &r.title_en }) br; span.muted.small { (r.rule_id) } }
                                 td.small { @for cl in &r.clauses { (cl) br; } }
                                 td.num { (r.met) "/" (g.machines.len()) }
-                                td { @for (i, (_, host, alert)) in r.failing.iter().enumerate() { @if i > 0 { ", " } a href={"/alerts/" (alert)} { (host) } } }
+                                td {
+                                    @for (i, (_, host, alert)) in r.failing.iter().enumerate() { @if i > 0 { ", " } a href={"/alerts/" (alert)} { (host) } }
+                                    @for (agent, host) in &r.no_evidence { " " a.muted href={"/agents/" (urlencode(agent))} { (host) } " (" (c.t("rep.no_data")) ")" }
+                                }
                                 td.num { (r.alerts_in_period) }
                             }
                         }
@@ -237,7 +240,11 @@ fn group_section(c: &Ctx, g: &GroupReport) -> Markup {
                                 td { (m.firewall) }
                                 td { (m.fim) }
                                 td { (c.time_opt(m.last_seen.as_deref())) }
-                                td { @for (i, (rule, alert)) in m.failing.iter().enumerate() { @if i > 0 { ", " } a href={"/alerts/" (alert)} { (rule) } } }
+                                td {
+                                    @for (i, (rule, alert)) in m.failing.iter().enumerate() { @if i > 0 { ", " } a href={"/alerts/" (alert)} { (rule) } }
+                                    @if !m.has_evidence { " " span.muted { (c.t("rep.no_data")) } }
+                                    @for rule in &m.no_evidence { " " span.muted { (rule) " (" (c.t("rep.no_data")) ")" } }
+                                }
                                 td.num { (m.alerts_in_period) }
                             }
                         }

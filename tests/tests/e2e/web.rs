@@ -182,6 +182,9 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
             b.goto(&format!("{base}{page}"));
             assert_escaped(&b, page);
             assert_fits(&b, page);
+            if page == "/reports" {
+                b.screenshot(&shots.join(format!("reports-{lang}.png")));
+            }
         }
         assert!(
             b.text().contains("local-webroot-change"),
@@ -220,6 +223,7 @@ fn an_officer_handles_a_file_change_alert_in_the_browser_in_both_languages() {
         b.find("form[action] input[value=resolve] ~ button").click();
         wait_shows(&b, "dl.facts", resolved);
         assert!(b.text().contains(&note), "the note shows in the history");
+        b.screenshot(&shots.join(format!("alert-{lang}.png")));
         assert_escaped(&b, "alert after resolving");
 
         // The audit log has both changes, by the officer.
