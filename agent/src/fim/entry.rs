@@ -252,17 +252,23 @@ fn platform_fields(_path: &Path, _md: &std::fs::Metadata, _e: &mut Entry) {}
 
 /// SHA-256 of a file's content, read in 256 KiB blocks, paced by `throttle`.
 pub fn hash_file(path: &Path, throttle: &mut Throttle) -> std::io::Result<String> {
+    thread_local! {
+        /// One read buffer per hashing thread: a fresh 256 KiB allocation per
+        /// file costs an mmap, page faults and an munmap each time.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+    }
     let mut f = open_for_hash(path)?;
     let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+    BUF.with_borrow_mut(|buf| -> std::io::Result<()> {
+        loop {
+            let n = f.read(buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            h.update(&buf[..n]);
+            throttle.pace(n as u64, 0);
         }
-        h.update(&buf[..n]);
-        throttle.pace(n as u64, 0);
-    }
+    })?;
     throttle.pace(0, 1);
     Ok(hex::encode(h.finalize()))
 }
