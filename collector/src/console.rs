@@ -419,7 +419,13 @@ async fn alert_action(
         ActionBody::Assign { user } => AlertAction::Assign { user },
     };
     let store = app.store.clone();
-    let rec = blocking(move || store.alert_action(id, &action, &user.name)).await?;
+    // A change the alert's state or the note does not allow is a bad request, not a permission problem.
+    let rec = blocking(move || store.alert_action(id, &action, &user.name))
+        .await
+        .map_err(|e| match e.0 {
+            StatusCode::FORBIDDEN => error(StatusCode::BAD_REQUEST, e.1),
+            _ => e,
+        })?;
     Ok(axum::Json(rec).into_response())
 }
 

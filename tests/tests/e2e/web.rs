@@ -98,6 +98,21 @@ fn wait_shows(b: &Browser, css: &str, needle: &str) {
     }
 }
 
+/// A console request that must succeed, its reply parsed as JSON.
+async fn api_json(
+    cl: &mut canhgac_agent::client::Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Value {
+    let reply = cl
+        .request_with(method, path, headers, body.map(<[u8]>::to_vec))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+    serde_json::from_slice(&reply).unwrap()
+}
+
 /// The page fits 1366 px without sideways scrolling.
 fn assert_fits(b: &Browser, what: &str) {
     let w = b.eval("return [document.documentElement.scrollWidth, window.innerWidth];");
@@ -502,70 +517,44 @@ fn an_admin_enrolls_moves_switches_rules_and_scripts_use_an_api_token() {
     rt.block_on(async {
         let mut cl = c.console_client();
         let bearer = format!("Bearer {api}");
-        let list: Value = serde_json::from_slice(
-            &cl.request_with(
-                "GET",
-                "/api/alerts?rule=local-counted",
-                &[("authorization", &bearer)],
-                None,
-            )
-            .await
-            .unwrap(),
-        )
-        .unwrap();
+        let auth = [("authorization", bearer.as_str())];
+        let list = api_json(&mut cl, "GET", "/api/alerts?rule=local-counted", &auth, None).await;
         assert_eq!(list.as_array().unwrap().len(), 2);
-        let spec: Value =
-            serde_json::from_slice(&cl.request("GET", "/api/openapi.json", None).await.unwrap()).unwrap();
+        let spec = api_json(&mut cl, "GET", "/api/openapi.json", &[], None).await;
         assert!(spec["paths"]["/api/alerts/{id}/actions"].is_object());
-        // Resolving needs a note.
+        // Resolving needs a note: a bad request.
         let path = format!("/api/alerts/{first}/actions");
         let r = cl
             .request_with(
                 "POST",
                 &path,
-                &[("authorization", &bearer)],
+                &auth,
                 Some(br#"{"action":"resolve","note":" "}"#.to_vec()),
             )
             .await;
-        assert_eq!(refused_status(r), 403);
-        let done: Value = serde_json::from_slice(
-            &cl.request_with(
-                "POST",
-                &path,
-                &[("authorization", &bearer)],
-                Some(br#"{"action":"resolve","note":"checked by the nightly script"}"#.to_vec()),
-            )
-            .await
-            .unwrap(),
+        assert_eq!(refused_status(r), 400);
+        let done = api_json(
+            &mut cl,
+            "POST",
+            &path,
+            &auth,
+            Some(br#"{"action":"resolve","note":"checked by the nightly script"}"#),
         )
-        .unwrap();
+        .await;
         assert_eq!(done["status"], "resolved");
-        let detail: Value = serde_json::from_slice(
-            &cl.request_with(
-                "GET",
-                &format!("/api/alerts/{first}"),
-                &[("authorization", &bearer)],
-                None,
-            )
-            .await
-            .unwrap(),
-        )
-        .unwrap();
+        let detail = api_json(&mut cl, "GET", &format!("/api/alerts/{first}"), &auth, None).await;
         assert_eq!(
             detail["alert"]["history"].as_array().unwrap().last().unwrap()["actor"],
             "admin"
         );
-        let report: Value = serde_json::from_slice(
-            &cl.request_with(
-                "GET",
-                "/api/reports/compliance?group=ketoan",
-                &[("authorization", &bearer)],
-                None,
-            )
-            .await
-            .unwrap(),
+        let report = api_json(
+            &mut cl,
+            "GET",
+            "/api/reports/compliance?group=ketoan",
+            &auth,
+            None,
         )
-        .unwrap();
+        .await;
         assert_eq!(report["groups"][0]["group"], "ketoan");
         assert_eq!(report["groups"][0]["level"], 3);
         assert_eq!(report["groups"][0]["machines"][0]["agent_id"], agent_id.as_str());
