@@ -964,7 +964,15 @@ fn under_wine_the_agent_installs_as_a_service_that_starts_ships_and_stops() {
     // Stop through the SCM: the agent's stop path runs and the service is STOPPED.
     let (ok, out) = wine.run(&["net", "stop", "canhgac-agent"]);
     assert!(ok && out.contains("stopped successfully"), "{out}");
-    let (_, q) = wine.run(&["sc", "query", "canhgac-agent"]);
+    // wine's `net stop` can return while the SCM still says STOP_PENDING for a moment.
+    let mut q = String::new();
+    for _ in 0..30 {
+        q = wine.run(&["sc", "query", "canhgac-agent"]).1;
+        if q.contains("STOPPED") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     assert!(q.contains("STOPPED"), "{q}");
     let log = std::fs::read_dir(pd.join("logs"))
         .unwrap()
