@@ -148,6 +148,49 @@ pub fn read(
     previous: Option<&Entry>,
     throttle: &mut Throttle,
 ) -> std::io::Result<Option<Entry>> {
+    read_hinted(path, None, max_hash_size, previous, throttle)
+}
+
+/// As [`read`], with the type a directory listing gave for the entry. A
+/// regular file whose hash cannot be reused is then opened first and its
+/// metadata read from the open file (one `fstat` instead of an `lstat` by
+/// path before the open); anything else, or a file that is no longer a
+/// regular file when opened, is read by path as [`read`] does.
+pub fn read_hinted(
+    path: &Path,
+    hint: Option<std::fs::FileType>,
+    max_hash_size: u64,
+    previous: Option<&Entry>,
+    throttle: &mut Throttle,
+) -> std::io::Result<Option<Entry>> {
+    let reusable = previous.is_some_and(|p| p.kind == Kind::File && p.hash == HashState::Hashed);
+    let mut open_error = None;
+    if cfg!(unix) && hint.is_some_and(|t| t.is_file()) && !reusable {
+        match open_for_hash(path) {
+            Ok(mut f) => {
+                if let Ok(md) = f.metadata()
+                    && md.is_file()
+                {
+                    let mut e = from_metadata(path, &md, Kind::File);
+                    if md.len() > max_hash_size {
+                        e.hash = HashState::TooLarge;
+                    } else {
+                        match hash_open(&mut f, md.len(), throttle) {
+                            Ok(h) => {
+                                e.sha256 = Some(h);
+                                e.hash = HashState::Hashed;
+                            }
+                            Err(err) => e.hash = HashState::Unreadable(err.to_string()),
+                        }
+                    }
+                    return Ok(Some(e));
+                }
+                // Replaced by something else since the listing: read it by path.
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => open_error = Some(e),
+        }
+    }
     let md = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -163,24 +206,7 @@ pub fn read(
     } else {
         Kind::Other
     };
-    let mut e = Entry {
-        kind,
-        size: if kind == Kind::Dir { 0 } else { md.len() },
-        mode: None,
-        uid: None,
-        gid: None,
-        owner_sid: None,
-        attributes: None,
-        mtime_ns: nanos(md.modified()),
-        ctime_ns: None,
-        inode: None,
-        dev: None,
-        nlink: None,
-        target: None,
-        sha256: None,
-        hash: HashState::NotFile,
-    };
-    platform_fields(path, &md, &mut e);
+    let mut e = from_metadata(path, &md, kind);
     if kind == Kind::Symlink {
         e.target = std::fs::read_link(path)
             .ok()
@@ -201,6 +227,9 @@ pub fn read(
             e.hash = HashState::Hashed;
         } else if md.len() > max_hash_size {
             e.hash = HashState::TooLarge;
+        } else if let Some(err) = open_error {
+            // Opening it just failed (no permission, locked): not opened again.
+            e.hash = HashState::Unreadable(err.to_string());
         } else {
             match hash_file(path, throttle) {
                 Ok(h) => {
@@ -212,6 +241,32 @@ pub fn read(
         }
     }
     Ok(Some(e))
+}
+
+/// An entry of `kind` with the fields metadata gives (not yet hashed).
+fn from_metadata(path: &Path, md: &std::fs::Metadata, kind: Kind) -> Entry {
+    let mut e = Entry {
+        kind,
+        size: if kind == Kind::Dir { 0 } else { md.len() },
+        mode: None,
+        uid: None,
+        gid: None,
+        owner_sid: None,
+        attributes: None,
+        mtime_ns: None,
+        ctime_ns: None,
+        inode: None,
+        dev: None,
+        nlink: None,
+        target: None,
+        sha256: None,
+        hash: HashState::NotFile,
+    };
+    if !cfg!(unix) {
+        e.mtime_ns = nanos(md.modified());
+    }
+    platform_fields(path, md, &mut e);
+    e
 }
 
 #[cfg(unix)]
@@ -250,47 +305,109 @@ fn platform_fields(path: &Path, md: &std::fs::Metadata, e: &mut Entry) {
 #[cfg(not(any(unix, windows)))]
 fn platform_fields(_path: &Path, _md: &std::fs::Metadata, _e: &mut Entry) {}
 
+/// Read size for hashing.
+const HASH_BLOCK: usize = 256 * 1024;
+
 /// SHA-256 of a file's content, read in 256 KiB blocks, paced by `throttle`.
 pub fn hash_file(path: &Path, throttle: &mut Throttle) -> std::io::Result<String> {
+    let mut f = open_for_hash(path)?;
+    hash_open(&mut f, 0, throttle)
+}
+
+/// SHA-256 of an open file's content. `size` is the size its metadata gave
+/// when it was opened: reading stops once that much is read (no extra read
+/// to see the end), so the hash is of the content the recorded size covers.
+/// A size of 0 (also what some pseudo-files report) reads to the end.
+fn hash_open(f: &mut std::fs::File, size: u64, throttle: &mut Throttle) -> std::io::Result<String> {
     thread_local! {
         /// One read buffer per hashing thread: a fresh 256 KiB allocation per
         /// file costs an mmap, page faults and an munmap each time.
-        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; HASH_BLOCK]);
     }
-    let mut f = open_for_hash(path)?;
+    if size > HASH_BLOCK as u64 {
+        advise_sequential(f);
+    }
     let mut h = sha2::Sha256::new();
     BUF.with_borrow_mut(|buf| -> std::io::Result<()> {
+        let mut left = size;
         loop {
-            let n = f.read(buf)?;
+            let want = if size == 0 {
+                buf.len()
+            } else {
+                usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()))
+            };
+            let n = match f.read(&mut buf[..want]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Ok(());
             }
             h.update(&buf[..n]);
             throttle.pace(n as u64, 0);
+            if size != 0 {
+                left -= n as u64;
+                if left == 0 {
+                    return Ok(());
+                }
+            }
         }
     })?;
     throttle.pace(0, 1);
-    Ok(hex::encode(h.finalize()))
+    Ok(hex_lower(&h.finalize()))
 }
 
-/// Opens a file for hashing without changing its access time where the OS allows.
+/// Lower-case hexadecimal, without going through one `char` at a time.
+fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// Tells the kernel a file is read once from start to end (larger read-ahead).
 #[cfg(target_os = "linux")]
-fn open_for_hash(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    // O_NOATIME is allowed only to the owner or root; fall back without it.
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
-        .open(path)
-        .or_else(|_| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-        })
+fn advise_sequential(f: &std::fs::File) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: the descriptor is open for the duration of the call; advice only.
+    unsafe {
+        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
+fn advise_sequential(_f: &std::fs::File) {}
+
+/// Opens a file for hashing without changing its access time where the OS
+/// allows, without following a final symbolic link, and without blocking
+/// should the path have become a FIFO.
+#[cfg(unix)]
+fn open_for_hash(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    #[cfg(target_os = "linux")]
+    {
+        // O_NOATIME is allowed only to the owner or root; fall back without it.
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags | libc::O_NOATIME)
+            .open(path)
+        {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            r => return r,
+        }
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+}
+
+#[cfg(not(unix))]
 fn open_for_hash(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
@@ -327,6 +444,85 @@ mod tests {
             assert_eq!(l.sha256, None, "a symlink is never followed");
         }
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_listing_hint_reads_the_same_entry_and_never_trusts_a_stale_type() {
+        let d = std::env::temp_dir().join(format!("canhgac-entry-hint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        // Sizes around the read block: one byte, exactly two blocks, two and a bit.
+        for (name, len) in [
+            ("one", 1usize),
+            ("two", 2 * HASH_BLOCK),
+            ("more", 2 * HASH_BLOCK + 7),
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(d.join(name), &data).unwrap();
+        }
+        std::fs::write(d.join("empty"), b"").unwrap();
+        let file_type = std::fs::symlink_metadata(d.join("one")).unwrap().file_type();
+        let mut t = Throttle::unlimited();
+        for name in ["one", "two", "more", "empty"] {
+            let p = d.join(name);
+            let hinted = read_hinted(&p, Some(file_type), 1 << 30, None, &mut t).unwrap();
+            let plain = read(&p, 1 << 30, None, &mut t).unwrap();
+            assert_eq!(hinted, plain, "{name}");
+            let want = hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap()));
+            assert_eq!(hinted.unwrap().sha256.as_deref(), Some(want.as_str()), "{name}");
+        }
+        let big = read_hinted(&d.join("two"), Some(file_type), 10, None, &mut t)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (big.hash, big.sha256, big.size),
+            (HashState::TooLarge, None, 2 * HASH_BLOCK as u64)
+        );
+        // The listing said "file", but the path is now something else.
+        let dir = read_hinted(&d.join("sub"), Some(file_type), 1 << 30, None, &mut t)
+            .unwrap()
+            .unwrap();
+        assert_eq!((dir.kind, dir.size, dir.sha256), (Kind::Dir, 0, None));
+        assert!(
+            read_hinted(&d.join("gone"), Some(file_type), 1 << 30, None, &mut t)
+                .unwrap()
+                .is_none()
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(d.join("one"), d.join("l")).unwrap();
+            let l = read_hinted(&d.join("l"), Some(file_type), 1 << 30, None, &mut t)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (l.kind, l.sha256),
+                (Kind::Symlink, None),
+                "a symlink is never followed"
+            );
+            // A FIFO must not block the open (nobody writes to it).
+            let fifo = d.join("fifo");
+            let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let f = read_hinted(&fifo, Some(file_type), 1 << 30, None, &mut t)
+                .unwrap()
+                .unwrap();
+            assert_eq!((f.kind, f.hash), (Kind::Other, HashState::NotFile));
+        }
+        // A reusable earlier hash is still reused (no reading) with a hint.
+        let mut before = read(&d.join("one"), 1 << 30, None, &mut t).unwrap().unwrap();
+        before.sha256 = Some("kept".into());
+        let again = read_hinted(&d.join("one"), Some(file_type), 1 << 30, Some(&before), &mut t)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.sha256.as_deref(), Some("kept"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hex_is_lower_case_and_complete() {
+        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa0, 0xff, 0x5c]), "000fa0ff5c");
+        assert_eq!(hex_lower(&[]), "");
     }
 
     #[test]

@@ -11,9 +11,15 @@ use super::diff::{Action, Change, compare, pair_renames};
 use super::entry::{self, Entry, Kind, Throttle};
 use super::paths::{self, Excludes};
 
-/// Entries in flight between the walking and the hashing thread of a full scan.
-const PIPELINE: usize = 512;
+/// Entries handed between the walking and the hashing thread of a full scan
+/// at a time: one wake-up of the other thread per batch, not per entry.
+const BATCH: usize = 64;
+/// Batches in flight each way, so the hashing thread keeps busy while the
+/// other one waits for the baseline database.
+const PIPELINE: usize = 32;
 
+/// A path, its baseline entry and the type its directory listing gave.
+type Job = (PathBuf, Option<Entry>, Option<std::fs::FileType>);
 /// A path, its baseline entry, and what the hashing thread read.
 type Examined = (PathBuf, Option<Entry>, std::io::Result<Option<Entry>>);
 
@@ -105,7 +111,7 @@ pub fn check_root(root: &Path) -> Result<(), RootProblem> {
     }
 }
 
-const FLUSH_EVERY: usize = 1000;
+const FLUSH_EVERY: usize = 4096;
 
 /// Walks `root` and brings the baseline up to date, returning the changes.
 pub fn full_scan(
@@ -120,6 +126,28 @@ pub fn full_scan(
     let scan_gen = scan_gen + 1;
     // A first scan of an empty baseline has nothing to look up for each entry.
     let empty = !baselined && baseline.count(&root.key)? == 0;
+    let bulk = empty && baseline.begin_bulk()?;
+    let scanned = walk(root, baseline, throttle, progress, scan_gen, baselined, empty);
+    if bulk {
+        baseline.end_bulk()?;
+    }
+    let mut out = scanned?;
+    out.changes = pair_renames(std::mem::take(&mut out.changes));
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// The walk of a full scan: brings the baseline up to date for what it
+/// finds (as generation `scan_gen`); the changes found, unpaired.
+fn walk(
+    root: &Root,
+    baseline: &mut Baseline,
+    throttle: &mut Throttle,
+    progress: &mut dyn FnMut(u64, u64),
+    scan_gen: i64,
+    baselined: bool,
+    empty: bool,
+) -> Result<Outcome, ScanError> {
     let mut out = Outcome {
         first: !baselined,
         ..Outcome::default()
@@ -134,8 +162,8 @@ pub fn full_scan(
     // Two threads, as a hashing tool with one worker has: this one walks,
     // looks up and writes the baseline; the other reads metadata and hashes,
     // in walk order, so the baseline is written while the next files hash.
-    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(PathBuf, Option<Entry>)>(PIPELINE);
-    let (res_tx, res_rx) = std::sync::mpsc::sync_channel::<Examined>(PIPELINE);
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Vec<Job>>(PIPELINE);
+    let (res_tx, res_rx) = std::sync::mpsc::sync_channel::<Vec<Examined>>(PIPELINE);
     let lowered = super::priority_lowered();
     let max_hash_size = root.max_hash_size;
     std::thread::scope(|scope| -> Result<(), ScanError> {
@@ -144,9 +172,15 @@ pub fn full_scan(
             if lowered {
                 super::lower_priority();
             }
-            for (path, old) in job_rx {
-                let read = entry::read(&path, max_hash_size, old.as_ref(), throttle);
-                if res_tx.send((path, old, read)).is_err() {
+            for jobs in job_rx {
+                let done: Vec<Examined> = jobs
+                    .into_iter()
+                    .map(|(path, old, hint)| {
+                        let read = entry::read_hinted(&path, hint, max_hash_size, old.as_ref(), throttle);
+                        (path, old, read)
+                    })
+                    .collect();
+                if res_tx.send(done).is_err() {
                     break;
                 }
             }
@@ -195,6 +229,41 @@ pub fn full_scan(
             }
             Ok(())
         };
+        // Hands a batch over; while the hashing side is busy, absorbs what it finished.
+        let hand_over = |jobs: Vec<Job>,
+                         baseline: &mut Baseline,
+                         absorb: &mut dyn FnMut(Examined, &mut Baseline) -> Result<(), ScanError>|
+         -> Result<(), ScanError> {
+            let mut jobs = jobs;
+            loop {
+                match job_tx.try_send(jobs) {
+                    Ok(()) => break,
+                    Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                        jobs = back;
+                        match res_rx.recv() {
+                            Ok(done) => {
+                                for r in done {
+                                    absorb(r, baseline)?;
+                                }
+                            }
+                            Err(_) => {
+                                return Err(ScanError::Thread("the hashing thread stopped".into()));
+                            }
+                        }
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                        return Err(ScanError::Thread("the hashing thread stopped".into()));
+                    }
+                }
+            }
+            while let Ok(done) = res_rx.try_recv() {
+                for r in done {
+                    absorb(r, baseline)?;
+                }
+            }
+            Ok(())
+        };
+        let mut jobs: Vec<Job> = Vec::with_capacity(BATCH);
         for item in walker {
             let de = match item {
                 Ok(de) => de,
@@ -219,34 +288,23 @@ pub fn full_scan(
                     continue;
                 }
             };
+            let hint = de.file_type();
             let path = de.into_path();
             let old = if empty { None } else { baseline.get(&path)? };
-            let mut job = (path, old);
-            // Hand the entry over; while the hashing side is busy, absorb what it finished.
-            loop {
-                match job_tx.try_send(job) {
-                    Ok(()) => break,
-                    Err(std::sync::mpsc::TrySendError::Full(back)) => {
-                        job = back;
-                        match res_rx.recv() {
-                            Ok(r) => absorb(r, baseline)?,
-                            Err(_) => {
-                                return Err(ScanError::Thread("the hashing thread stopped".into()));
-                            }
-                        }
-                    }
-                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                        return Err(ScanError::Thread("the hashing thread stopped".into()));
-                    }
-                }
-            }
-            while let Ok(r) = res_rx.try_recv() {
-                absorb(r, baseline)?;
+            jobs.push((path, old, Some(hint)));
+            if jobs.len() >= BATCH {
+                let full = std::mem::replace(&mut jobs, Vec::with_capacity(BATCH));
+                hand_over(full, baseline, &mut absorb)?;
             }
         }
+        if !jobs.is_empty() {
+            hand_over(jobs, baseline, &mut absorb)?;
+        }
         drop(job_tx);
-        for r in res_rx.iter() {
-            absorb(r, baseline)?;
+        for done in res_rx.iter() {
+            for r in done {
+                absorb(r, baseline)?;
+            }
         }
         Ok(())
     })?;
@@ -276,8 +334,6 @@ pub fn full_scan(
     baseline.touch(scan_gen, &keep)?;
     baseline.apply(&root.key, scan_gen, &gone)?;
     baseline.finish_scan(&root.key, scan_gen)?;
-    out.changes = pair_renames(std::mem::take(&mut out.changes));
-    out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
 }
 
