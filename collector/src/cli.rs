@@ -358,6 +358,10 @@ pub fn main() -> ExitCode {
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Store calls run on blocking threads, and the stores serialise them
+        // (SQLite's connections, PostgreSQL's pool of 8): more threads than
+        // this only queue, each with its stack and malloc arena.
+        .max_blocking_threads(64)
         .build()
         .context("cannot start the async runtime")
 }

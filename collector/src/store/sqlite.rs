@@ -3,8 +3,10 @@
 //! Event ingest goes through one writer thread that merges the batches of
 //! concurrent agents into one transaction (group commit) with
 //! `synchronous=FULL`, so an acknowledged batch survives a crash of the
-//! collector or of the machine. Other writes (enrollment, heartbeats,
-//! administration) use a second connection; reads a third.
+//! collector or of the machine. Heartbeats take the same path: thousands of
+//! agents each sending one would otherwise pay one synchronous commit apiece.
+//! Other writes (enrollment, administration) use a second connection; reads a
+//! third.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -177,11 +179,29 @@ CREATE INDEX IF NOT EXISTS notify_deliveries_failed ON notify_deliveries (ok, id
 /// Schema version written to `meta`; a store from a newer collector is refused.
 const SCHEMA_VERSION: i64 = 1;
 
+/// One agent's write for the group-commit writer: an event batch, or a heartbeat.
 struct IngestJob {
     agent_id: String,
-    events: Vec<NewEvent>,
-    dropped_total: u64,
+    work: Work,
     reply: mpsc::SyncSender<Result<u64>>,
+}
+
+enum Work {
+    Events {
+        events: Vec<NewEvent>,
+        dropped_total: u64,
+    },
+    Heartbeat(Box<Heartbeat>),
+}
+
+impl Work {
+    /// What the job weighs against `GROUP_COMMIT_MAX_EVENTS`.
+    fn weight(&self) -> usize {
+        match self {
+            Work::Events { events, .. } => events.len().max(1),
+            Work::Heartbeat(_) => 1,
+        }
+    }
 }
 
 pub struct SqliteStore {
@@ -382,6 +402,20 @@ impl SqliteStore {
         Ok(sender)
     }
 
+    /// Hands one agent's write to the group-commit writer and waits for its commit.
+    fn write(&self, agent_id: &str, work: Work) -> Result<u64> {
+        let stopped = || StoreError::Backend("the store writer has stopped".into());
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.ingest_sender()?
+            .send(IngestJob {
+                agent_id: agent_id.to_string(),
+                work,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        rx.recv().map_err(|_| stopped())?
+    }
+
     fn ensure_group(conn: &Connection, group: &str, level: u8) -> Result<()> {
         conn.execute(
             "INSERT OR IGNORE INTO groups (name, level, created_at) VALUES (?1, ?2, ?3)",
@@ -406,21 +440,21 @@ const GROUP_COMMIT_MAX_EVENTS: usize = 20_000;
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<IngestJob>) {
     while let Ok(first) = rx.recv() {
+        let mut n = first.work.weight();
         let mut jobs = vec![first];
-        let mut n = jobs[0].events.len();
         while n < GROUP_COMMIT_MAX_EVENTS {
             match rx.try_recv() {
                 Ok(j) => {
-                    n += j.events.len();
+                    n += j.work.weight();
                     jobs.push(j);
                 }
                 Err(_) => break,
             }
         }
         match commit_jobs(&mut conn, &jobs) {
-            Ok(counts) => {
-                for (job, c) in jobs.into_iter().zip(counts) {
-                    let _ = job.reply.send(Ok(c));
+            Ok(results) => {
+                for (job, r) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(r);
                 }
             }
             Err(e) => {
@@ -433,64 +467,119 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<IngestJob>) {
     }
 }
 
-fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Vec<u64>> {
+/// Commits `jobs` in one transaction. The outer error fails them all; an
+/// inner one (a heartbeat of an agent that no longer exists) is that job's own.
+fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Vec<Result<u64>>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let received = now();
-    let mut counts = Vec::with_capacity(jobs.len());
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (agent_id, seq, ts, received_at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let mut update = tx.prepare_cached(
-            "UPDATE agents SET last_seq = MAX(last_seq, ?2), event_count = event_count + ?3, last_seen = ?4,
-             dropped_total = MAX(dropped_total, ?5) WHERE id = ?1 RETURNING hostname",
-        )?;
-        for job in jobs {
-            let mut stored = 0u64;
-            let mut last = 0u64;
-            for ev in &job.events {
-                stored += insert.execute(params![
-                    job.agent_id,
-                    ev.seq,
-                    ev.timestamp,
-                    received,
-                    ev.kind,
-                    ev.body
-                ])? as u64;
-                last = last.max(ev.seq.unwrap_or(0));
-            }
-            let old_dropped: u64 = tx
-                .query_row(
-                    "SELECT dropped_total FROM agents WHERE id = ?1",
-                    [&job.agent_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(0);
-            let hostname: Option<String> = update
-                .query_row(
-                    params![job.agent_id, last, stored, received, job.dropped_total],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if job.dropped_total > old_dropped {
-                let ev = Event::new(dataset::AGENT_SPOOL_DROPPED, "spool-dropped")
-                    .set("agent.id", job.agent_id.as_str())
-                    .set("host.name", hostname.unwrap_or_default())
-                    .set("canhgac.spool.dropped_total", job.dropped_total)
-                    .set("canhgac.spool.dropped_new", job.dropped_total - old_dropped)
-                    .message(format!(
-                        "the agent's spool was full and dropped {} events",
-                        job.dropped_total - old_dropped
-                    ))
-                    .into_value();
-                insert_collector_event(&tx, &job.agent_id, &ev)?;
-            }
-            counts.push(stored);
-        }
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        results.push(match &job.work {
+            Work::Events {
+                events,
+                dropped_total,
+            } => Ok(store_batch(
+                &tx,
+                &job.agent_id,
+                events,
+                *dropped_total,
+                &received,
+            )?),
+            Work::Heartbeat(hb) => store_heartbeat(&tx, &job.agent_id, hb, &received)?,
+        });
     }
     tx.commit()?;
-    Ok(counts)
+    Ok(results)
+}
+
+/// Stores one agent's batch; returns how many events were new.
+fn store_batch(
+    tx: &Connection,
+    agent_id: &str,
+    events: &[NewEvent],
+    dropped_total: u64,
+    received: &str,
+) -> rusqlite::Result<u64> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (agent_id, seq, ts, received_at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE agents SET last_seq = MAX(last_seq, ?2), event_count = event_count + ?3, last_seen = ?4,
+         dropped_total = MAX(dropped_total, ?5) WHERE id = ?1 RETURNING hostname",
+    )?;
+    let mut stored = 0u64;
+    let mut last = 0u64;
+    for ev in events {
+        stored += insert.execute(params![
+            agent_id,
+            ev.seq,
+            ev.timestamp,
+            received,
+            ev.kind,
+            ev.body
+        ])? as u64;
+        last = last.max(ev.seq.unwrap_or(0));
+    }
+    let old_dropped: u64 = tx
+        .prepare_cached("SELECT dropped_total FROM agents WHERE id = ?1")?
+        .query_row([agent_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let hostname: Option<String> = update
+        .query_row(params![agent_id, last, stored, received, dropped_total], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if dropped_total > old_dropped {
+        let ev = Event::new(dataset::AGENT_SPOOL_DROPPED, "spool-dropped")
+            .set("agent.id", agent_id)
+            .set("host.name", hostname.unwrap_or_default())
+            .set("canhgac.spool.dropped_total", dropped_total)
+            .set("canhgac.spool.dropped_new", dropped_total - old_dropped)
+            .message(format!(
+                "the agent's spool was full and dropped {} events",
+                dropped_total - old_dropped
+            ))
+            .into_value();
+        insert_collector_event(tx, agent_id, &ev)?;
+    }
+    Ok(stored)
+}
+
+/// Records a heartbeat: last seen, inventory, host facts, and the end of a
+/// silence as an `agent.resumed` event.
+fn store_heartbeat(
+    tx: &Connection,
+    agent_id: &str,
+    hb: &Heartbeat,
+    received: &str,
+) -> rusqlite::Result<Result<u64>> {
+    let was_silent: Option<(bool, String)> = tx
+        .prepare_cached("SELECT silent, hostname FROM agents WHERE id = ?1")?
+        .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((was_silent, hostname)) = was_silent else {
+        return Ok(Err(StoreError::NotFound(format!("agent {agent_id}"))));
+    };
+    let inv = match serde_json::to_string(hb) {
+        Ok(j) => j,
+        Err(e) => return Ok(Err(StoreError::Backend(e.to_string()))),
+    };
+    tx.prepare_cached(
+        "UPDATE agents SET last_seen = ?2, silent = 0, inventory_json = ?3,
+         dropped_total = MAX(dropped_total, ?4) WHERE id = ?1",
+    )?
+    .execute(params![agent_id, received, inv, hb.dropped_total])?;
+    update_host_facts(tx, agent_id, &hb.host)?;
+    if was_silent {
+        let ev = Event::new(dataset::AGENT_RESUMED, "agent-resumed")
+            .set("agent.id", agent_id)
+            .set("host.name", hostname)
+            .message("the agent reports again after a silence")
+            .into_value();
+        insert_collector_event(tx, agent_id, &ev)?;
+    }
+    Ok(Ok(0))
 }
 
 fn insert_collector_event(conn: &Connection, agent_id: &str, ev: &serde_json::Value) -> rusqlite::Result<()> {
@@ -866,37 +955,8 @@ impl Store for SqliteStore {
     }
 
     fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
-        let mut conn = lock(&self.admin);
-        // Immediate: a read-then-write transaction must take the write lock first,
-        // or SQLite refuses it when the event writer commits in between.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let was_silent: Option<(bool, String)> = tx
-            .query_row(
-                "SELECT silent, hostname FROM agents WHERE id = ?1",
-                [agent_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((was_silent, hostname)) = was_silent else {
-            return Err(StoreError::NotFound(format!("agent {agent_id}")));
-        };
-        let inv = serde_json::to_string(hb).map_err(|e| StoreError::Backend(e.to_string()))?;
-        tx.execute(
-            "UPDATE agents SET last_seen = ?2, silent = 0, inventory_json = ?3,
-             dropped_total = MAX(dropped_total, ?4) WHERE id = ?1",
-            params![agent_id, now(), inv, hb.dropped_total],
-        )?;
-        update_host_facts(&tx, agent_id, &hb.host)?;
-        if was_silent {
-            let ev = Event::new(dataset::AGENT_RESUMED, "agent-resumed")
-                .set("agent.id", agent_id)
-                .set("host.name", hostname)
-                .message("the agent reports again after a silence")
-                .into_value();
-            insert_collector_event(&tx, agent_id, &ev)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(agent_id, Work::Heartbeat(Box::new(hb.clone())))
+            .map(|_| ())
     }
 
     fn list_agents(&self) -> Result<Vec<AgentRecord>> {
@@ -960,18 +1020,13 @@ impl Store for SqliteStore {
     }
 
     fn ingest(&self, agent_id: &str, events: Vec<NewEvent>, dropped_total: u64) -> Result<u64> {
-        let sender = self.ingest_sender()?;
-        let (reply, rx) = mpsc::sync_channel(1);
-        sender
-            .send(IngestJob {
-                agent_id: agent_id.to_string(),
+        self.write(
+            agent_id,
+            Work::Events {
                 events,
                 dropped_total,
-                reply,
-            })
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
-        rx.recv()
-            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
+            },
+        )
     }
 
     fn list_events(&self, f: &EventFilter) -> Result<Vec<EventRecord>> {
