@@ -487,6 +487,36 @@ pub struct RetentionReport {
     pub partitions_dropped: Vec<String>,
 }
 
+/// The collector's own event when an agent reports a higher spool drop count.
+pub(crate) fn spool_dropped_event(
+    agent_id: &str,
+    hostname: String,
+    dropped_total: u64,
+    old_dropped: u64,
+) -> serde_json::Value {
+    use canhgac_proto::event::{Event, dataset};
+    Event::new(dataset::AGENT_SPOOL_DROPPED, "spool-dropped")
+        .set("agent.id", agent_id)
+        .set("host.name", hostname)
+        .set("canhgac.spool.dropped_total", dropped_total)
+        .set("canhgac.spool.dropped_new", dropped_total - old_dropped)
+        .message(format!(
+            "the agent's spool was full and dropped {} events",
+            dropped_total - old_dropped
+        ))
+        .into_value()
+}
+
+/// The collector's own event when a silent agent reports again.
+pub(crate) fn resumed_event(agent_id: &str, hostname: String) -> serde_json::Value {
+    use canhgac_proto::event::{Event, dataset};
+    Event::new(dataset::AGENT_RESUMED, "agent-resumed")
+        .set("agent.id", agent_id)
+        .set("host.name", hostname)
+        .message("the agent reports again after a silence")
+        .into_value()
+}
+
 /// Current time in the store's timestamp format (RFC 3339, UTC, milliseconds).
 pub fn now() -> String {
     canhgac_proto::event::now_rfc3339()

@@ -531,16 +531,7 @@ fn store_batch(
         })
         .optional()?;
     if dropped_total > old_dropped {
-        let ev = Event::new(dataset::AGENT_SPOOL_DROPPED, "spool-dropped")
-            .set("agent.id", agent_id)
-            .set("host.name", hostname.unwrap_or_default())
-            .set("canhgac.spool.dropped_total", dropped_total)
-            .set("canhgac.spool.dropped_new", dropped_total - old_dropped)
-            .message(format!(
-                "the agent's spool was full and dropped {} events",
-                dropped_total - old_dropped
-            ))
-            .into_value();
+        let ev = spool_dropped_event(agent_id, hostname.unwrap_or_default(), dropped_total, old_dropped);
         insert_collector_event(tx, agent_id, &ev)?;
     }
     Ok(stored)
@@ -572,11 +563,7 @@ fn store_heartbeat(
     .execute(params![agent_id, received, inv, hb.dropped_total])?;
     update_host_facts(tx, agent_id, &hb.host)?;
     if was_silent {
-        let ev = Event::new(dataset::AGENT_RESUMED, "agent-resumed")
-            .set("agent.id", agent_id)
-            .set("host.name", hostname)
-            .message("the agent reports again after a silence")
-            .into_value();
+        let ev = resumed_event(agent_id, hostname);
         insert_collector_event(tx, agent_id, &ev)?;
     }
     Ok(Ok(0))
