@@ -4,8 +4,9 @@
 //! 1. Agent: an enrolled `canhgac-agent run` (release binary) with one
 //!    `[[fim.paths]]` entry for the tree, `hash_rate_mb = 0` (no throttle),
 //!    `realtime = false` (no inotify setup; see below), no hash size limit.
-//!    Wall time from process start until the `fim.path`/`baselined` event is
-//!    in the agent's spool (or already at the collector); the scan time the
+//!    Wall time from process start until the time stamp of the
+//!    `fim.path`/`baselined` event (found in the agent's spool, or already at
+//!    the collector), so the bench's polling adds nothing; the scan time the
 //!    agent reports in that event; peak RSS (`VmHWM`) and CPU time per thread
 //!    read from /proc right after the event.
 //! 2. Raw limit, same run: one thread walks the same tree with `walkdir`
@@ -760,7 +761,10 @@ fn parse_baselined(message: &str) -> Option<(u64, u64, f64)> {
 }
 
 /// `fim.path` events in the agent's spool, as (action, message).
-fn spool_fim_events(spool: &Path) -> Vec<(String, String)> {
+/// A `fim.path` event: action, message, `@timestamp`.
+type PathEvent = (String, String, String);
+
+fn spool_fim_events(spool: &Path) -> Vec<PathEvent> {
     let Ok(db) = Connection::open_with_flags(spool, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return vec![];
     };
@@ -777,11 +781,12 @@ fn spool_fim_events(spool: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn fim_path_event(v: Value) -> Option<(String, String)> {
+fn fim_path_event(v: Value) -> Option<PathEvent> {
     (v["event"]["dataset"] == "fim.path").then(|| {
         (
             v["event"]["action"].as_str().unwrap_or_default().to_string(),
             v["message"].as_str().unwrap_or_default().to_string(),
+            v["@timestamp"].as_str().unwrap_or_default().to_string(),
         )
     })
 }
@@ -803,13 +808,14 @@ fn run_agent(
     let timeout = Duration::from_secs(env_u64("CANHGAC_BENCH_TIMEOUT_SECS", 3600));
     let meter = Meter::start(tck);
     let start = Instant::now();
+    let start_clock = chrono::Utc::now();
     agent.start();
     let pid = agent_pid(&agent);
     let spool = agent.state_dir().join("spool.db");
-    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut seen: Vec<PathEvent> = Vec::new();
     let mut last_id = after_id;
     let mut next_collector_check = Instant::now();
-    let message = loop {
+    let (message, event_time) = loop {
         let mut fresh = spool_fim_events(&spool);
         if Instant::now() >= next_collector_check {
             // The shipper may have sent and deleted the event already.
@@ -817,19 +823,19 @@ fn run_agent(
                 last_id = id;
                 fresh.extend(fim_path_event(v));
             }
-            next_collector_check = Instant::now() + Duration::from_secs(1);
+            next_collector_check = Instant::now() + Duration::from_millis(200);
         }
         for e in fresh {
             if !seen.contains(&e) {
                 seen.push(e);
             }
         }
-        if let Some((_, m)) = seen.iter().find(|(a, _)| a == "baselined") {
-            break m.clone();
+        if let Some((_, m, ts)) = seen.iter().find(|(a, _, _)| a == "baselined") {
+            break (m.clone(), ts.clone());
         }
-        if let Some((a, m)) = seen
+        if let Some((a, m, _)) = seen
             .iter()
-            .find(|(a, _)| a == "missing" || a == "unreadable" || a == "config-error")
+            .find(|(a, _, _)| a == "missing" || a == "unreadable" || a == "config-error")
         {
             panic!("the agent reports the tree {a}: {m}");
         }
@@ -840,7 +846,10 @@ fn run_agent(
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let wall_secs = start.elapsed().as_secs_f64();
+    // Wall time: process start → the event's own time stamp, so the polling above adds nothing.
+    let wall_secs = chrono::DateTime::parse_from_rfc3339(&event_time)
+        .map(|t| (t.with_timezone(&chrono::Utc) - start_clock).as_seconds_f64())
+        .unwrap_or_else(|_| start.elapsed().as_secs_f64());
     let peak_rss = vm_bytes(pid, "VmHWM");
     let rss_at_event = vm_bytes(pid, "VmRSS");
     let cpu_secs = cpu_ticks(Path::new(&format!("/proc/{pid}/stat"))).unwrap_or(0) as f64 / tck;
@@ -883,8 +892,8 @@ fn run_agent(
         baseline_db_bytes,
         other_fim_events: seen
             .into_iter()
-            .filter(|(a, _)| a != "baselined")
-            .map(|(a, m)| format!("{a}: {m}"))
+            .filter(|(a, _, _)| a != "baselined")
+            .map(|(a, m, _)| format!("{a}: {m}"))
             .collect(),
         noise,
     }
