@@ -7,7 +7,11 @@
 //! database session: when the instance dies (even by SIGKILL) its socket
 //! closes, the server ends the session and frees the lock, and another
 //! instance, which retries every second, takes it. An instance that loses
-//! its lease connection stops its jobs before it tries again.
+//! its lease connection stops its jobs before it tries again. A leader that
+//! hangs instead of dying (frozen, or cut off by the network) loses the
+//! lease too: the lease connection is set up so that the server ends the
+//! session after 10 s without the leader's once-a-second poll, and the
+//! leader's side gives up after 10 s without an answer (`connect_lease`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::postgres::{LEADER_KEY, LOCK_NS, PgTarget, connect};
+use crate::store::postgres::{LEADER_KEY, LOCK_NS, PgTarget, connect_lease};
 
 /// How often a follower asks for the lease and the leader checks its session.
 const POLL: Duration = Duration::from_secs(1);
@@ -78,7 +82,7 @@ fn lease_loop(target: PgTarget, tx: watch::Sender<bool>, stop: Arc<AtomicBool>) 
         })
     };
     while !stop.load(Ordering::SeqCst) {
-        let mut client = match connect(&target) {
+        let mut client = match connect_lease(&target) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "leader lease: cannot reach the database; retrying");

@@ -361,9 +361,26 @@ pub async fn run(
                 }
             }
         }
+        // Posture of every agent once per interval; otherwise only the
+        // senders of this round's events are looked up (with 20,000 agents,
+        // loading them all each round was most of the worker's time).
+        let all = last_posture.elapsed() >= posture_interval;
         let (s, after) = (store.clone(), cursor);
         let fetched = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::store::StoreError>((s.events_after(after, BATCH)?, s.agent_contexts()?))
+            let events = s.events_after(after, BATCH)?;
+            let contexts = if all {
+                s.agent_contexts(None)?
+            } else {
+                let mut ids: Vec<String> = events.iter().filter_map(|e| e.agent_id.clone()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                if ids.is_empty() {
+                    vec![]
+                } else {
+                    s.agent_contexts(Some(&ids))?
+                }
+            };
+            Ok::<_, crate::store::StoreError>((events, contexts))
         })
         .await;
         let (events, contexts) = match fetched {
@@ -409,7 +426,6 @@ pub async fn run(
         if let Some(last) = events.last() {
             results.cursor = Some(last.id);
         }
-        let all = last_posture.elapsed() >= posture_interval;
         if all {
             last_posture = Instant::now();
             let (s, now) = (store.clone(), canhgac_proto::event::now_rfc3339());

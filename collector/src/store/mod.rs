@@ -5,6 +5,7 @@
 //! interface is synchronous: async callers use `spawn_blocking`. Types here
 //! are plain values, independent of the backend.
 
+mod group;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_retention;
@@ -384,7 +385,9 @@ pub trait Store: Send + Sync {
     fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>>;
     /// The id of the last event the rule worker evaluated.
     fn rules_cursor(&self) -> Result<i64>;
-    fn agent_contexts(&self) -> Result<Vec<AgentContext>>;
+    /// What the rules need to know of agents: of every agent (`None`), or of
+    /// those listed (a rule round needs only the senders of its events).
+    fn agent_contexts(&self, ids: Option<&[String]>) -> Result<Vec<AgentContext>>;
     /// Records one round of rule results in one transaction.
     fn apply_rule_results(&self, r: &RuleResults) -> Result<AlertChanges>;
     fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>>;

@@ -16,6 +16,7 @@
 
 pub mod partitions;
 pub mod retention;
+mod writer;
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use ::postgres::{Client, GenericClient, Row};
 use canhgac_proto::event::{Event, dataset};
 use canhgac_proto::wire::{Heartbeat, HostFacts};
 
+use super::group::{Commit, GroupWriter, Work};
 use super::*;
 
 /// Migrations in order: (version, name, SQL).
@@ -67,6 +69,30 @@ pub struct PgTarget {
 /// Opens one connection. TLS through rustls: the server certificate is
 /// always verified (chain to `ca_file` or the system roots, and host name).
 pub fn connect(t: &PgTarget) -> Result<Client> {
+    connect_with(t, |_| {})
+}
+
+/// A connection for the leader lease, which must not outlive a hung peer:
+/// the client gives up on data the server does not acknowledge within 10 s
+/// (`TCP_USER_TIMEOUT`, keepalives), and the server ends the session when
+/// the leader stops polling for 10 s (`idle_session_timeout`; it polls every
+/// second) or its keepalives go unanswered, which frees the lease.
+pub fn connect_lease(t: &PgTarget) -> Result<Client> {
+    let mut client = connect_with(t, |cfg| {
+        cfg.tcp_user_timeout(Duration::from_secs(10))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
+    })?;
+    client.batch_execute(
+        "SET idle_session_timeout = '10s'; SET tcp_keepalives_idle = 5; \
+         SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3",
+    )?;
+    Ok(client)
+}
+
+fn connect_with(t: &PgTarget, tweak: impl FnOnce(&mut ::postgres::Config)) -> Result<Client> {
     let mut roots = rustls::RootCertStore::empty();
     match &t.ca_file {
         Some(p) => {
@@ -100,6 +126,7 @@ pub fn connect(t: &PgTarget) -> Result<Client> {
         cfg.connect_timeout(Duration::from_secs(10));
     }
     cfg.application_name("canhgac-collector");
+    tweak(&mut cfg);
     // No TLS over a local Unix socket (as libpq), nor with sslmode=disable.
     #[cfg(unix)]
     let local = cfg
@@ -193,6 +220,9 @@ impl Pool {
 
 pub struct PgStore {
     pool: Pool,
+    /// Event batches and heartbeats, committed in groups.
+    writer: GroupWriter,
+    target: PgTarget,
     default_level: u8,
 }
 
@@ -274,9 +304,21 @@ impl PgStore {
                 idle: Mutex::new((vec![first], 1)),
                 freed: Condvar::new(),
             },
+            writer: GroupWriter::new("pg-writer"),
+            target: target.clone(),
             default_level,
         };
         Ok(store)
+    }
+
+    /// Hands one agent's write to the group-commit writer and waits for its commit.
+    fn write(&self, agent_id: &str, work: Work) -> Result<u64> {
+        self.writer.write(agent_id, work, || {
+            Ok(Box::new(writer::PgCommit {
+                target: self.target.clone(),
+                client: None,
+            }) as Box<dyn Commit>)
+        })
     }
 
     /// Whether the database has no agents, users or events yet (a target for `migrate`).
@@ -789,33 +831,8 @@ impl Store for PgStore {
     }
 
     fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
-        in_place(|| {
-            let mut c = self.pool.get()?;
-            let mut tx = c.transaction()?;
-            // The gate before any row lock: the same order as ingest.
-            gate_shared(&mut tx)?;
-            let row = tx.query_opt(
-                "SELECT silent, hostname FROM agents WHERE id = $1 FOR UPDATE",
-                &[&agent_id],
-            )?;
-            let Some(row) = row else {
-                return Err(StoreError::NotFound(format!("agent {agent_id}")));
-            };
-            let (was_silent, hostname): (bool, String) = (row.get(0), row.get(1));
-            let inv = serde_json::to_string(hb).map_err(|e| StoreError::Backend(e.to_string()))?;
-            tx.execute(
-                "UPDATE agents SET last_seen = $2, silent = FALSE, inventory_json = $3,
-                 dropped_total = GREATEST(dropped_total, $4) WHERE id = $1",
-                &[&agent_id, &now(), &inv, &(hb.dropped_total as i64)],
-            )?;
-            update_host_facts(&mut tx, agent_id, &hb.host)?;
-            if was_silent {
-                let ev = resumed_event(agent_id, hostname);
-                insert_collector_event(&mut tx, agent_id, &ev)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        self.write(agent_id, Work::Heartbeat(Box::new(hb.clone())))
+            .map(|_| ())
     }
 
     fn list_agents(&self) -> Result<Vec<AgentRecord>> {
@@ -881,68 +898,13 @@ impl Store for PgStore {
     }
 
     fn ingest(&self, agent_id: &str, events: Vec<NewEvent>, dropped_total: u64) -> Result<u64> {
-        in_place(|| {
-            // One multi-row INSERT per batch (arrays unnested server-side); the
-            // first copy of a sequence number in the batch wins, like INSERT OR IGNORE.
-            let mut seen = std::collections::HashSet::new();
-            let mut seqs: Vec<Option<i64>> = Vec::with_capacity(events.len());
-            let mut tss = Vec::with_capacity(events.len());
-            let mut kinds = Vec::with_capacity(events.len());
-            let mut bodies = Vec::with_capacity(events.len());
-            let mut last = 0u64;
-            for ev in events {
-                if let Some(s) = ev.seq
-                    && !seen.insert(s)
-                {
-                    continue;
-                }
-                last = last.max(ev.seq.unwrap_or(0));
-                seqs.push(ev.seq.map(|s| s as i64));
-                tss.push(ev.timestamp);
-                kinds.push(ev.kind);
-                bodies.push(ev.body);
-            }
-            let mut c = self.pool.get()?;
-            let mut tx = c.transaction()?;
-            gate_shared(&mut tx)?;
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                &[&AGENT_NS, &agent_id],
-            )?;
-            let received = now();
-            let stored = tx.execute(
-                "INSERT INTO events (agent_id, seq, ts, received_at, kind, body)
-                 SELECT $1, u.seq, u.ts, $2, u.kind, u.body
-                 FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(seq, ts, kind, body, n)
-                 WHERE u.seq IS NULL OR NOT EXISTS (SELECT 1 FROM events e WHERE e.agent_id = $1 AND e.seq = u.seq)
-                 ORDER BY u.n",
-                &[&agent_id, &received, &seqs, &tss, &kinds, &bodies],
-            )?;
-            let old_dropped: u64 = tx
-                .query_opt("SELECT dropped_total FROM agents WHERE id = $1", &[&agent_id])?
-                .map(|r| u(r.get(0)))
-                .unwrap_or(0);
-            let hostname: Option<String> = tx
-                .query_opt(
-                    "UPDATE agents SET last_seq = GREATEST(last_seq, $2), event_count = event_count + $3, last_seen = $4,
-                     dropped_total = GREATEST(dropped_total, $5) WHERE id = $1 RETURNING hostname",
-                    &[
-                        &agent_id,
-                        &(last as i64),
-                        &(stored as i64),
-                        &received,
-                        &(dropped_total as i64),
-                    ],
-                )?
-                .map(|r| r.get(0));
-            if dropped_total > old_dropped {
-                let ev =
-                    spool_dropped_event(agent_id, hostname.unwrap_or_default(), dropped_total, old_dropped);
-                insert_collector_event(&mut tx, agent_id, &ev)?;
-            }
-            tx.commit()?;
-            Ok(stored)
-        })
+        self.write(
+            agent_id,
+            Work::Events {
+                events,
+                dropped_total,
+            },
+        )
     }
 
     fn list_events(&self, f: &EventFilter) -> Result<Vec<EventRecord>> {
@@ -1116,15 +1078,16 @@ impl Store for PgStore {
         })
     }
 
-    fn agent_contexts(&self) -> Result<Vec<AgentContext>> {
+    fn agent_contexts(&self, ids: Option<&[String]>) -> Result<Vec<AgentContext>> {
         in_place(|| {
             let mut c = self.pool.get()?;
             let rows = c.query(
                 "SELECT a.id, a.hostname, a.machine_id, a.group_name, COALESCE(g.level, $1), a.last_seen, a.silent,
                  a.revoked_at IS NOT NULL, a.dropped_total, a.inventory_json, a.posture_json,
                  (SELECT MAX(c.not_after) FROM agent_certs c WHERE c.agent_id = a.id AND c.retired_at IS NULL)
-                 FROM agents a LEFT JOIN groups g ON g.name = a.group_name",
-                &[&(self.default_level as i64)],
+                 FROM agents a LEFT JOIN groups g ON g.name = a.group_name
+                 WHERE $2::text[] IS NULL OR a.id = ANY($2)",
+                &[&(self.default_level as i64), &ids],
             )?;
             Ok(rows
                 .iter()

@@ -10,12 +10,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc;
 
 use canhgac_proto::event::{Event, dataset};
 use canhgac_proto::wire::{Heartbeat, HostFacts};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::group::{Commit, GroupWriter, Job, Work};
 use super::*;
 
 const SCHEMA: &str = r#"
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS agent_certs (
     not_after TEXT NOT NULL,
     retired_at TEXT
 );
+CREATE INDEX IF NOT EXISTS agent_certs_by_agent ON agent_certs (agent_id);
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     secret_sha256 TEXT NOT NULL,
@@ -179,37 +180,12 @@ CREATE INDEX IF NOT EXISTS notify_deliveries_failed ON notify_deliveries (ok, id
 /// Schema version written to `meta`; a store from a newer collector is refused.
 const SCHEMA_VERSION: i64 = 1;
 
-/// One agent's write for the group-commit writer: an event batch, or a heartbeat.
-struct IngestJob {
-    agent_id: String,
-    work: Work,
-    reply: mpsc::SyncSender<Result<u64>>,
-}
-
-enum Work {
-    Events {
-        events: Vec<NewEvent>,
-        dropped_total: u64,
-    },
-    Heartbeat(Box<Heartbeat>),
-}
-
-impl Work {
-    /// What the job weighs against `GROUP_COMMIT_MAX_EVENTS`.
-    fn weight(&self) -> usize {
-        match self {
-            Work::Events { events, .. } => events.len().max(1),
-            Work::Heartbeat(_) => 1,
-        }
-    }
-}
-
 pub struct SqliteStore {
     path: PathBuf,
     admin: Mutex<Connection>,
     reader: Mutex<Connection>,
-    ingest_tx: Mutex<Option<mpsc::SyncSender<IngestJob>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Event batches and heartbeats, committed in groups.
+    writer: GroupWriter,
     default_level: u8,
 }
 
@@ -379,41 +355,16 @@ impl SqliteStore {
             path: path.to_path_buf(),
             admin: Mutex::new(admin),
             reader: Mutex::new(reader),
-            ingest_tx: Mutex::new(None),
-            writer: Mutex::new(None),
+            writer: GroupWriter::new("store-writer"),
             default_level,
         })
     }
 
-    /// Starts the group-commit writer thread on first use.
-    fn ingest_sender(&self) -> Result<mpsc::SyncSender<IngestJob>> {
-        let mut tx = lock(&self.ingest_tx);
-        if let Some(t) = tx.as_ref() {
-            return Ok(t.clone());
-        }
-        let conn = open_conn(&self.path)?;
-        let (sender, receiver) = mpsc::sync_channel::<IngestJob>(256);
-        let handle = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(conn, receiver))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-        *lock(&self.writer) = Some(handle);
-        *tx = Some(sender.clone());
-        Ok(sender)
-    }
-
     /// Hands one agent's write to the group-commit writer and waits for its commit.
     fn write(&self, agent_id: &str, work: Work) -> Result<u64> {
-        let stopped = || StoreError::Backend("the store writer has stopped".into());
-        let (reply, rx) = mpsc::sync_channel(1);
-        self.ingest_sender()?
-            .send(IngestJob {
-                agent_id: agent_id.to_string(),
-                work,
-                reply,
-            })
-            .map_err(|_| stopped())?;
-        rx.recv().map_err(|_| stopped())?
+        self.writer.write(agent_id, work, || {
+            Ok(Box::new(SqliteCommit(open_conn(&self.path)?)) as Box<dyn Commit>)
+        })
     }
 
     fn ensure_group(conn: &Connection, group: &str, level: u8) -> Result<()> {
@@ -425,51 +376,18 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the channel ends the writer after it has drained its queue.
-        lock(&self.ingest_tx).take();
-        if let Some(h) = lock(&self.writer).take() {
-            let _ = h.join();
-        }
-    }
-}
+/// The embedded store's group commit, on the writer thread's own connection.
+struct SqliteCommit(Connection);
 
-/// Largest number of events merged into one transaction.
-const GROUP_COMMIT_MAX_EVENTS: usize = 20_000;
-
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<IngestJob>) {
-    while let Ok(first) = rx.recv() {
-        let mut n = first.work.weight();
-        let mut jobs = vec![first];
-        while n < GROUP_COMMIT_MAX_EVENTS {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.work.weight();
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
-        match commit_jobs(&mut conn, &jobs) {
-            Ok(results) => {
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batches = jobs.len(), "event batch commit failed");
-                for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
-                }
-            }
-        }
+impl Commit for SqliteCommit {
+    fn commit(&mut self, jobs: &[Job]) -> std::result::Result<Vec<Result<u64>>, String> {
+        commit_jobs(&mut self.0, jobs).map_err(|e| e.to_string())
     }
 }
 
 /// Commits `jobs` in one transaction. The outer error fails them all; an
 /// inner one (a heartbeat of an agent that no longer exists) is that job's own.
-fn commit_jobs(conn: &mut Connection, jobs: &[IngestJob]) -> rusqlite::Result<Vec<Result<u64>>> {
+fn commit_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Result<u64>>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let received = now();
     let mut results = Vec::with_capacity(jobs.len());
@@ -1167,16 +1085,20 @@ impl Store for SqliteStore {
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
-    fn agent_contexts(&self) -> Result<Vec<AgentContext>> {
+    fn agent_contexts(&self, ids: Option<&[String]>) -> Result<Vec<AgentContext>> {
         let conn = lock(&self.reader);
         let mut st = conn.prepare_cached(
             "SELECT a.id, a.hostname, a.machine_id, a.group_name, COALESCE(g.level, ?1), a.last_seen, a.silent,
              a.revoked_at IS NOT NULL, a.dropped_total, a.inventory_json, a.posture_json,
              (SELECT MAX(c.not_after) FROM agent_certs c WHERE c.agent_id = a.id AND c.retired_at IS NULL)
-             FROM agents a LEFT JOIN groups g ON g.name = a.group_name",
+             FROM agents a LEFT JOIN groups g ON g.name = a.group_name
+             WHERE ?2 IS NULL OR a.id IN (SELECT value FROM json_each(?2))",
         )?;
+        let ids = ids
+            .map(|i| serde_json::to_string(i).map_err(|e| StoreError::Backend(e.to_string())))
+            .transpose()?;
         let rows = st
-            .query_map([self.default_level], |r| {
+            .query_map(params![self.default_level, ids], |r| {
                 Ok(AgentContext {
                     agent_id: r.get(0)?,
                     hostname: r.get(1)?,

@@ -40,7 +40,7 @@ pub async fn list(c: Ctx) -> Response {
         .run(|s| {
             Ok((
                 s.list_agents()?,
-                s.agent_contexts()?,
+                s.agent_contexts(None)?,
                 s.list_groups()?,
                 s.list_tokens()?,
             ))
@@ -170,7 +170,7 @@ pub async fn detail(c: Ctx, Path(id): Path<String>) -> Response {
         .run(move |s| {
             Ok((
                 s.list_agents()?,
-                s.agent_contexts()?,
+                s.agent_contexts(None)?,
                 s.list_groups()?,
                 s.list_events(&EventFilter {
                     agent_id: Some(id2.clone()),

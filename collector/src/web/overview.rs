@@ -48,7 +48,7 @@ async fn render(c: &Ctx) -> Result<Response, Response> {
         - chrono::Duration::minutes(offset.into()))
     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let summary = c.run(move |s| s.alert_summary(&since, offset)).await?;
-    let (agents, contexts) = c.run(|s| Ok((s.list_agents()?, s.agent_contexts()?))).await?;
+    let (agents, contexts) = c.run(|s| Ok((s.list_agents()?, s.agent_contexts(None)?))).await?;
     let period = reports::Period::last_days(30, &c.app.config);
     let groups = reports::build(&c.app, None, &period)
         .await

@@ -112,7 +112,7 @@ pub async fn build(
         Ok((
             store.list_groups()?,
             store.list_agents()?,
-            store.agent_contexts()?,
+            store.agent_contexts(None)?,
             active,
             in_period,
         ))

@@ -101,6 +101,76 @@ fn alerts_of(c: &Collector, rule: &str) -> Vec<(String, u64)> {
     .collect()
 }
 
+/// A second instance beside `a`: the same data dir contents (CA, server
+/// certificate, collector.toml naming the same database), its own ports.
+fn second_instance(a: &Collector) -> Collector {
+    let b = Collector::init_embedded();
+    let copy = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(a.data_dir().join("."))
+        .arg(b.data_dir())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    std::fs::remove_file(b.data_dir().join("canhgac.db")).unwrap();
+    b
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_frozen_leader_loses_the_lease_and_steps_down_when_it_wakes() {
+    let Some(server) = server_or_skip("frozen_leader") else {
+        return;
+    };
+    let mut a = Collector::init_on(Some(PgDatabase::create(&server)));
+    let mut b = second_instance(&a);
+    a.start();
+    wait_for(Duration::from_secs(20), "instance A to lead", || {
+        a.logs().contains("leader lease taken").then_some(())
+    });
+    b.start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !b.logs().contains("leader lease taken"),
+        "B leads while A is alive: {}",
+        b.logs()
+    );
+    // Frozen, not dead: its socket stays open, so only the session's idle
+    // timeout can free the lease.
+    let pid = a.pid().expect("A runs");
+    signal(pid, "STOP");
+    let frozen = std::time::Instant::now();
+    let taken = std::panic::catch_unwind(|| {
+        wait_for(
+            Duration::from_secs(40),
+            "B to take the lease from the frozen A",
+            || b.logs().contains("leader lease taken").then_some(()),
+        )
+    });
+    let took = frozen.elapsed();
+    signal(pid, "CONT");
+    if let Err(p) = taken {
+        std::panic::resume_unwind(p);
+    }
+    eprintln!("B took the lease {took:?} after A froze");
+    wait_for(Duration::from_secs(30), "A to step down after it wakes", || {
+        a.logs().contains("leader lease lost").then_some(())
+    });
+    // A competes again but does not take the lease back while B holds it.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(a.logs().matches("leader lease taken").count(), 1, "{}", a.logs());
+    assert_eq!(b.logs().matches("leader lease lost").count(), 0, "{}", b.logs());
+}
+
 #[test]
 fn two_instances_behind_a_proxy_lose_nothing_when_the_leader_is_killed() {
     let Some(server) = server_or_skip("two_instances") else {
@@ -111,17 +181,7 @@ fn two_instances_behind_a_proxy_lose_nothing_when_the_leader_is_killed() {
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("per-agent.yml"), PER_AGENT_RULE).unwrap();
     // (Queries go through `a`, which knows the database, also after its kill.)
-    // The second instance: same data dir contents (CA, server certificate,
-    // collector.toml naming the same database), its own ports.
-    let mut b = Collector::init_embedded();
-    let copy = std::process::Command::new("cp")
-        .args(["-a", "--"])
-        .arg(a.data_dir().join("."))
-        .arg(b.data_dir())
-        .status()
-        .unwrap();
-    assert!(copy.success());
-    std::fs::remove_file(b.data_dir().join("canhgac.db")).unwrap();
+    let mut b = second_instance(&a);
     a.start();
     wait_for(Duration::from_secs(20), "instance A to lead", || {
         a.logs().contains("leader lease taken").then_some(())
