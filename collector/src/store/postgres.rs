@@ -18,6 +18,7 @@ pub mod partitions;
 pub mod retention;
 mod writer;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -225,6 +226,10 @@ pub struct PgStore {
     target: PgTarget,
     default_level: u8,
 }
+
+/// An open alert as a rule round sees it: id and two of its columns
+/// (kind and last seen, or rule and dedup key).
+type OpenAlert = (i64, String, String);
 
 fn u(v: i64) -> u64 {
     v.max(0) as u64
@@ -1114,36 +1119,56 @@ impl Store for PgStore {
             let mut c = self.pool.get()?;
             let mut tx = c.transaction()?;
             let mut changes = AlertChanges::default();
-            for (agent, state) in &r.states {
-                tx.execute(
-                    "UPDATE agents SET posture_json = $2 WHERE id = $1",
-                    &[agent, state],
-                )?;
+            // Set-based where rounds are large (a posture round touches every
+            // host): the open alerts of all hits in one locking query, repeats
+            // applied in one UPDATE, event links in one INSERT; new alerts one
+            // by one (they need their id and history row).
+            let mut open: HashMap<(String, String), Vec<OpenAlert>> = HashMap::new();
+            if !r.hits.is_empty() {
+                let rules: Vec<&str> = r.hits.iter().map(|h| h.rule_id.as_str()).collect();
+                let keys: Vec<&str> = r.hits.iter().map(|h| h.dedup_key.as_str()).collect();
+                for row in tx.query(
+                    "SELECT id, rule_id, dedup_key, kind, last_seen FROM alerts
+                     WHERE status != 'resolved' AND (rule_id, dedup_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                     ORDER BY id FOR UPDATE",
+                    &[&rules, &keys],
+                )? {
+                    open.entry((row.get(1), row.get(2)))
+                        .or_default()
+                        .push((row.get(0), row.get(3), row.get(4)));
+                }
             }
+            // id → (count to add, last seen, body, severity, level)
+            let mut repeats: HashMap<i64, (i64, String, String, String, i64)> = HashMap::new();
+            let mut links: Vec<(i64, i64)> = Vec::new();
             for h in &r.hits {
                 let since = chrono::DateTime::parse_from_rfc3339(&h.at)
                     .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::seconds(h.window_secs as i64))
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                     .unwrap_or_default();
-                let open: Option<i64> = tx
-                    .query_opt(
-                        "SELECT id FROM alerts WHERE rule_id = $1 AND dedup_key = $2 AND status != 'resolved'
-                         AND (kind = 'posture' OR last_seen >= $3) ORDER BY id DESC LIMIT 1 FOR UPDATE",
-                        &[&h.rule_id, &h.dedup_key, &since],
-                    )?
-                    .map(|row| row.get(0));
-                let id = match open {
-                    Some(id) => {
+                let slot = open.entry((h.rule_id.clone(), h.dedup_key.clone())).or_default();
+                let found = slot
+                    .iter_mut()
+                    .rev()
+                    .find(|(_, kind, last)| kind == "posture" || *last >= since);
+                let id = match found {
+                    Some((id, _, last)) => {
                         let bump: i64 = if h.kind == "posture" { 0 } else { 1 };
-                        tx.execute(
-                            "UPDATE alerts SET count = count + $2, last_seen = GREATEST(last_seen, $3), body = $4,
-                             severity = $5, level = $6 WHERE id = $1",
-                            &[&id, &bump, &h.at, &h.body, &h.severity, &(h.level as i64)],
-                        )?;
-                        if bump > 0 {
-                            changes.updated.push(id);
+                        if h.at > *last {
+                            *last = h.at.clone();
                         }
-                        id
+                        let e = repeats
+                            .entry(*id)
+                            .or_insert_with(|| (0, h.at.clone(), String::new(), String::new(), 0));
+                        e.0 += bump;
+                        if h.at > e.1 {
+                            e.1 = h.at.clone();
+                        }
+                        (e.2, e.3, e.4) = (h.body.clone(), h.severity.clone(), h.level as i64);
+                        if bump > 0 {
+                            changes.updated.push(*id);
+                        }
+                        *id
                     }
                     None => {
                         let id: i64 = tx
@@ -1172,28 +1197,80 @@ impl Store for PgStore {
                             &[&id, &now(), &format!("rule {} at level {}", h.rule_id, h.level)],
                         )?;
                         changes.opened.push(id);
+                        slot.push((id, h.kind.clone(), h.at.clone()));
                         id
                     }
                 };
                 if let Some(ev) = h.event_id {
-                    let linked: i64 = tx
-                        .query_one("SELECT COUNT(*) FROM alert_events WHERE alert_id = $1", &[&id])?
-                        .get(0);
-                    if linked < 1000 {
-                        tx.execute(
-                            "INSERT INTO alert_events (alert_id, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                            &[&id, &ev],
-                        )?;
+                    links.push((id, ev));
+                }
+            }
+            if !repeats.is_empty() {
+                let mut ids = Vec::new();
+                let (mut bumps, mut lasts, mut bodies, mut sevs, mut levels) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for (id, (b, l, body, sev, lvl)) in repeats {
+                    ids.push(id);
+                    bumps.push(b);
+                    lasts.push(l);
+                    bodies.push(body);
+                    sevs.push(sev);
+                    levels.push(lvl);
+                }
+                tx.execute(
+                    "UPDATE alerts a SET count = a.count + u.bump, last_seen = GREATEST(a.last_seen, u.last_seen),
+                     body = u.body, severity = u.severity, level = u.level
+                     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+                          AS u(id, bump, last_seen, body, severity, level)
+                     WHERE a.id = u.id",
+                    &[&ids, &bumps, &lasts, &bodies, &sevs, &levels],
+                )?;
+            }
+            // Evidence: at most 1,000 events linked to one alert.
+            if !links.is_empty() {
+                let mut alert_ids: Vec<i64> = links.iter().map(|l| l.0).collect();
+                alert_ids.sort_unstable();
+                alert_ids.dedup();
+                let mut linked: HashMap<i64, i64> = tx
+                    .query(
+                        "SELECT alert_id, COUNT(*) FROM alert_events WHERE alert_id = ANY($1) GROUP BY alert_id",
+                        &[&alert_ids],
+                    )?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                let (mut a_ids, mut e_ids) = (Vec::new(), Vec::new());
+                for (a, e) in links {
+                    let n = linked.entry(a).or_insert(0);
+                    if *n < 1000 {
+                        *n += 1;
+                        a_ids.push(a);
+                        e_ids.push(e);
                     }
+                }
+                tx.execute(
+                    "INSERT INTO alert_events (alert_id, event_id)
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                    &[&a_ids, &e_ids],
+                )?;
+            }
+            // Open posture alerts of every evaluated agent, in one query.
+            let evaluated: Vec<&str> = r.posture_current.iter().map(|(a, _)| a.as_str()).collect();
+            let mut open_by_agent: HashMap<String, Vec<OpenAlert>> = HashMap::new();
+            if !evaluated.is_empty() {
+                for row in tx.query(
+                    "SELECT agent_id, id, rule_id, dedup_key FROM alerts
+                     WHERE agent_id = ANY($1) AND kind = 'posture' AND status != 'resolved' ORDER BY id",
+                    &[&evaluated],
+                )? {
+                    open_by_agent
+                        .entry(row.get(0))
+                        .or_default()
+                        .push((row.get(1), row.get(2), row.get(3)));
                 }
             }
             for (agent, current) in &r.posture_current {
-                let open = tx.query(
-                    "SELECT id, rule_id, dedup_key FROM alerts WHERE agent_id = $1 AND kind = 'posture' AND status != 'resolved'",
-                    &[agent],
-                )?;
-                for row in open {
-                    let (id, rule, key): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+                for (id, rule, key) in open_by_agent.remove(agent).unwrap_or_default() {
                     if !current.iter().any(|(r2, k2)| *r2 == rule && *k2 == key) {
                         let note = "the host's state no longer matches the rule at its level (resolved automatically)";
                         tx.execute(
@@ -1207,6 +1284,25 @@ impl Store for PgStore {
                         changes.resolved.push(id);
                     }
                 }
+            }
+            // Posture states last and in one statement: the agents' rows stay
+            // locked only for the end of the transaction, so the group writer
+            // (which updates the same rows) waits as little as possible; in id
+            // order, as the writer locks them.
+            if !r.states.is_empty() {
+                let mut states: Vec<&(String, String)> = r.states.iter().collect();
+                states.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let ids: Vec<&str> = states.iter().map(|s| s.0.as_str()).collect();
+                let docs: Vec<&str> = states.iter().map(|s| s.1.as_str()).collect();
+                tx.execute(
+                    "SELECT id FROM agents WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    &[&ids],
+                )?;
+                tx.execute(
+                    "UPDATE agents a SET posture_json = u.state
+                     FROM unnest($1::text[], $2::text[]) AS u(id, state) WHERE a.id = u.id",
+                    &[&ids, &docs],
+                )?;
             }
             if let Some(cur) = r.cursor {
                 tx.execute(
