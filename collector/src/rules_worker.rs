@@ -366,6 +366,7 @@ pub async fn run(
         // loading them all each round was most of the worker's time).
         let all = last_posture.elapsed() >= posture_interval;
         let (s, after) = (store.clone(), cursor);
+        let round = Instant::now();
         let fetched = tokio::task::spawn_blocking(move || {
             let events = s.events_after(after, BATCH)?;
             let contexts = if all {
@@ -391,6 +392,7 @@ pub async fn run(
             }
             Err(_) => (vec![], vec![]),
         };
+        let fetch_time = round.elapsed();
         let ctx: HashMap<&str, &AgentContext> = contexts.iter().map(|c| (c.agent_id.as_str(), c)).collect();
         let mut states: HashMap<String, Value> = contexts
             .iter()
@@ -463,6 +465,7 @@ pub async fn run(
                 results.states.push((c.agent_id.clone(), state.to_string()));
             }
         }
+        let evaluate_time = round.elapsed() - fetch_time;
         if results.cursor.is_some() || !results.posture_current.is_empty() {
             let s = store.clone();
             let r = results;
@@ -487,6 +490,18 @@ pub async fn run(
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot record alerts; will retry"),
                 Err(_) => {}
             }
+        }
+        // A slow round delays every alert behind it: say where the time went.
+        if round.elapsed() >= Duration::from_secs(2) {
+            tracing::warn!(
+                events = events.len(),
+                agents = contexts.len(),
+                posture_of_all = all,
+                fetch_ms = fetch_time.as_millis() as u64,
+                evaluate_ms = evaluate_time.as_millis() as u64,
+                store_ms = (round.elapsed() - fetch_time - evaluate_time).as_millis() as u64,
+                "slow rule round"
+            );
         }
         if events.len() as u32 == BATCH {
             continue; // more waiting
