@@ -194,20 +194,9 @@ fn csv_field(out: &mut String, v: Option<&str>) {
 fn raw_copy(server: &str, rows: &[EventRow]) -> f64 {
     let mut best = 0.0f64;
     for _ in 0..3 {
-        let db = PgDatabase::create(server);
-        let dir = TempDir::new("bench-scale-raw-pg");
-        let out = Command::new(bin("canhgac-collector"))
-            .args(["init", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["--storage", &db.url])
-            .output()
-            .expect("run canhgac-collector init");
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut client = db.client();
+        // A fresh database with the collector's schema (`init --storage`), not started.
+        let c = Collector::init_on(Some(PgDatabase::create(server)));
+        let mut client = c.pg.as_ref().expect("a PostgreSQL collector").client();
         let t = Instant::now();
         for chunk in rows.chunks(2000) {
             let mut text = String::new();

@@ -355,18 +355,7 @@ fn hash_open(f: &mut std::fs::File, size: u64, throttle: &mut Throttle) -> std::
         }
     })?;
     throttle.pace(0, 1);
-    Ok(hex_lower(&h.finalize()))
-}
-
-/// Lower-case hexadecimal, without going through one `char` at a time.
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Tells the kernel a file is read once from start to end (larger read-ahead).
@@ -520,9 +509,15 @@ mod tests {
     }
 
     #[test]
-    fn hex_is_lower_case_and_complete() {
-        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa0, 0xff, 0x5c]), "000fa0ff5c");
-        assert_eq!(hex_lower(&[]), "");
+    fn the_hash_is_complete_lower_case_hex() {
+        let p = std::env::temp_dir().join(format!("canhgac-entry-hex-{}", std::process::id()));
+        std::fs::write(&p, b"abc").unwrap();
+        let h = hash_file(&p, &mut Throttle::unlimited()).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -19,7 +19,19 @@ pub(crate) enum Work {
         events: Vec<NewEvent>,
         dropped_total: u64,
     },
-    Heartbeat(Box<Heartbeat>),
+    /// A heartbeat with its inventory already encoded, so the one writer
+    /// thread does not spend its time on JSON.
+    Heartbeat { hb: Box<Heartbeat>, inventory: String },
+}
+
+impl Work {
+    pub(crate) fn heartbeat(hb: &Heartbeat) -> Result<Self> {
+        let inventory = serde_json::to_string(hb).map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Work::Heartbeat {
+            hb: Box::new(hb.clone()),
+            inventory,
+        })
+    }
 }
 
 pub(crate) struct Job {
@@ -33,7 +45,7 @@ impl Job {
     fn weight(&self) -> usize {
         match &self.work {
             Work::Events { events, .. } => events.len().max(1),
-            Work::Heartbeat(_) => 1,
+            Work::Heartbeat { .. } => 1,
         }
     }
 }

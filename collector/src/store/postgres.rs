@@ -836,8 +836,7 @@ impl Store for PgStore {
     }
 
     fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
-        self.write(agent_id, Work::Heartbeat(Box::new(hb.clone())))
-            .map(|_| ())
+        self.write(agent_id, Work::heartbeat(hb)?).map(|_| ())
     }
 
     fn list_agents(&self) -> Result<Vec<AgentRecord>> {

@@ -403,7 +403,9 @@ fn commit_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Resu
                 *dropped_total,
                 &received,
             )?),
-            Work::Heartbeat(hb) => store_heartbeat(&tx, &job.agent_id, hb, &received)?,
+            Work::Heartbeat { hb, inventory } => {
+                store_heartbeat(&tx, &job.agent_id, hb, inventory, &received)?
+            }
         });
     }
     tx.commit()?;
@@ -461,6 +463,7 @@ fn store_heartbeat(
     tx: &Connection,
     agent_id: &str,
     hb: &Heartbeat,
+    inventory: &str,
     received: &str,
 ) -> rusqlite::Result<Result<u64>> {
     let was_silent: Option<(bool, String)> = tx
@@ -470,15 +473,11 @@ fn store_heartbeat(
     let Some((was_silent, hostname)) = was_silent else {
         return Ok(Err(StoreError::NotFound(format!("agent {agent_id}"))));
     };
-    let inv = match serde_json::to_string(hb) {
-        Ok(j) => j,
-        Err(e) => return Ok(Err(StoreError::Backend(e.to_string()))),
-    };
     tx.prepare_cached(
         "UPDATE agents SET last_seen = ?2, silent = 0, inventory_json = ?3,
          dropped_total = MAX(dropped_total, ?4) WHERE id = ?1",
     )?
-    .execute(params![agent_id, received, inv, hb.dropped_total])?;
+    .execute(params![agent_id, received, inventory, hb.dropped_total])?;
     update_host_facts(tx, agent_id, &hb.host)?;
     if was_silent {
         let ev = resumed_event(agent_id, hostname);
@@ -860,8 +859,7 @@ impl Store for SqliteStore {
     }
 
     fn record_heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
-        self.write(agent_id, Work::Heartbeat(Box::new(hb.clone())))
-            .map(|_| ())
+        self.write(agent_id, Work::heartbeat(hb)?).map(|_| ())
     }
 
     fn list_agents(&self) -> Result<Vec<AgentRecord>> {

@@ -170,7 +170,7 @@ pub async fn detail(c: Ctx, Path(id): Path<String>) -> Response {
         .run(move |s| {
             Ok((
                 s.list_agents()?,
-                s.agent_contexts(None)?,
+                s.agent_contexts(Some(std::slice::from_ref(&id2)))?,
                 s.list_groups()?,
                 s.list_events(&EventFilter {
                     agent_id: Some(id2.clone()),

@@ -56,11 +56,11 @@ impl Commit for PgCommit {
     }
 }
 
-/// The newest heartbeat of an agent in the group, as column values.
+/// The newest heartbeat of an agent in the group.
 struct Beat<'a> {
     id: &'a str,
     hb: &'a Heartbeat,
-    inventory: String,
+    inventory: &'a str,
 }
 
 fn commit_group(client: &mut Client, jobs: &[Job]) -> Result<Vec<Result<u64>>> {
@@ -88,7 +88,7 @@ fn commit_group(client: &mut Client, jobs: &[Job]) -> Result<Vec<Result<u64>>> {
                     ev_body.push(ev.body.as_str());
                 }
             }
-            Work::Heartbeat(_) => {
+            Work::Heartbeat { .. } => {
                 beats.insert(j.agent_id.as_str(), i);
             }
         }
@@ -188,7 +188,9 @@ fn commit_group(client: &mut Client, jobs: &[Job]) -> Result<Vec<Result<u64>>> {
     let mut results: Vec<Option<Result<u64>>> = jobs.iter().map(|_| None).collect();
     let mut hb_rows: Vec<Beat<'_>> = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
-        let Work::Heartbeat(hb) = &j.work else { continue };
+        let Work::Heartbeat { hb, inventory } = &j.work else {
+            continue;
+        };
         if !before.contains_key(&j.agent_id) {
             results[i] = Some(Err(StoreError::NotFound(format!("agent {}", j.agent_id))));
             continue;
@@ -197,17 +199,14 @@ fn commit_group(client: &mut Client, jobs: &[Job]) -> Result<Vec<Result<u64>>> {
             results[i] = Some(Ok(0));
             continue;
         }
-        match serde_json::to_string(hb.as_ref()) {
-            Ok(inventory) => hb_rows.push(Beat {
-                id: &j.agent_id,
-                hb,
-                inventory,
-            }),
-            Err(e) => results[i] = Some(Err(StoreError::Backend(e.to_string()))),
-        }
+        hb_rows.push(Beat {
+            id: &j.agent_id,
+            hb,
+            inventory,
+        });
     }
     if !hb_rows.is_empty() {
-        let col = |f: &dyn Fn(&Beat<'_>) -> String| hb_rows.iter().map(f).collect::<Vec<String>>();
+        let col = |f: &dyn for<'b> Fn(&'b Beat<'_>) -> &'b str| hb_rows.iter().map(f).collect::<Vec<&str>>();
         tx.execute(
             "UPDATE agents a SET last_seen = $1, silent = FALSE, inventory_json = u.inv,
              dropped_total = GREATEST(a.dropped_total, u.dropped), hostname = u.hostname, os_family = u.os_family,
@@ -218,15 +217,15 @@ fn commit_group(client: &mut Client, jobs: &[Job]) -> Result<Vec<Result<u64>>> {
              WHERE a.id = u.id",
             &[
                 &received,
-                &col(&|b| b.id.to_string()),
-                &col(&|b| b.inventory.clone()),
+                &col(&|b| b.id),
+                &col(&|b| b.inventory),
                 &hb_rows.iter().map(|b| b.hb.dropped_total as i64).collect::<Vec<_>>(),
-                &col(&|b| b.hb.host.hostname.clone()),
-                &col(&|b| b.hb.host.os_family.clone()),
-                &col(&|b| b.hb.host.os_version.clone()),
-                &col(&|b| b.hb.host.kernel_version.clone()),
-                &col(&|b| b.hb.host.arch.clone()),
-                &col(&|b| b.hb.host.agent_version.clone()),
+                &col(&|b| &b.hb.host.hostname),
+                &col(&|b| &b.hb.host.os_family),
+                &col(&|b| &b.hb.host.os_version),
+                &col(&|b| &b.hb.host.kernel_version),
+                &col(&|b| &b.hb.host.arch),
+                &col(&|b| &b.hb.host.agent_version),
             ],
         )?;
     }
