@@ -80,16 +80,18 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
+/// Sends signal `sig` (`TERM`, `STOP`, `CONT`, …) to process `pid`; whether `kill` succeeded.
+pub fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
         .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status();
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Stops a child with SIGTERM and returns its exit status (SIGKILL after 20 s).
 fn terminate(child: &mut Child) -> Option<std::process::ExitStatus> {
-    signal(child, "TERM");
+    signal(child.id(), "TERM");
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if let Ok(Some(st)) = child.try_wait() {

@@ -27,6 +27,17 @@ pub struct Browser {
 #[derive(Debug)]
 pub struct WdError(pub String);
 
+/// One read, retried when a signal interrupts it (the test process has
+/// children whose signals can land on this thread).
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> Result<usize, WdError> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r.map_err(|e| WdError(format!("read: {e}"))),
+        }
+    }
+}
+
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, WdError> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| WdError(format!("connect: {e}")))?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
@@ -46,7 +57,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
         if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break p;
         }
-        let n = s.read(&mut buf).map_err(|e| WdError(format!("read: {e}")))?;
+        let n = read_some(&mut s, &mut buf)?;
         if n == 0 {
             return Err(WdError("connection closed before the reply".into()));
         }
@@ -61,7 +72,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
     match length {
         Some(len) => {
             while payload.len() < len {
-                let n = s.read(&mut buf).map_err(|e| WdError(format!("read: {e}")))?;
+                let n = read_some(&mut s, &mut buf)?;
                 if n == 0 {
                     break;
                 }

@@ -116,16 +116,6 @@ fn second_instance(a: &Collector) -> Collector {
     b
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to a process.
-fn signal(pid: u32, signal: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{signal} {pid}");
-}
-
 #[test]
 fn a_frozen_leader_loses_the_lease_and_steps_down_when_it_wakes() {
     let Some(server) = server_or_skip("frozen_leader") else {
@@ -147,7 +137,7 @@ fn a_frozen_leader_loses_the_lease_and_steps_down_when_it_wakes() {
     // Frozen, not dead: its socket stays open, so only the session's idle
     // timeout can free the lease.
     let pid = a.pid().expect("A runs");
-    signal(pid, "STOP");
+    assert!(signal(pid, "STOP"), "kill -STOP {pid}");
     let frozen = std::time::Instant::now();
     let taken = std::panic::catch_unwind(|| {
         wait_for(
@@ -157,7 +147,7 @@ fn a_frozen_leader_loses_the_lease_and_steps_down_when_it_wakes() {
         )
     });
     let took = frozen.elapsed();
-    signal(pid, "CONT");
+    assert!(signal(pid, "CONT"), "kill -CONT {pid}");
     if let Err(p) = taken {
         std::panic::resume_unwind(p);
     }
